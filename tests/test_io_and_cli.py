@@ -137,10 +137,3 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "empty.csv" in err and "Traceback" not in err
-
-
-def test_cli_demo(capsys):
-    assert cli.main(["demo"]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["rows"] == 920
-    assert summary["round_trip_dtypes_and_missing_identical"] is True

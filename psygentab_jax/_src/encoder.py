@@ -25,6 +25,7 @@ to its original dtype.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import math
 from typing import NamedTuple
@@ -41,6 +42,15 @@ from psygentab_jax._src.schema import Schema, SchemaError, check_frame
 ATOM_SHARE = 0.05
 MAX_ATOMS = 3
 MAX_DECIMALS = 6
+
+# Rows per slab when the dense encoding is written or read: a slab of ``(rows,
+# width)`` float32 stays in cache while it is zeroed, scattered into or transposed.
+SLAB_ROWS = 4096
+# Softmax blocks up to this width are decoded on transposed slabs.
+NARROW_BLOCK = 16
+# A numeric column whose first PROBE_ROWS values hold at most a quarter distinct
+# values is encoded one distinct value at a time (ages, days, scores repeat).
+PROBE_ROWS = 16_384
 
 
 @dataclasses.dataclass
@@ -152,13 +162,13 @@ class MetricSpace:
                 _, start, width = entry
                 probs = encoded[:, start : start + width]
                 if hard:
-                    probs = jax.nn.one_hot(jnp.argmax(probs, axis=1), width)
+                    probs = _hard(probs)
                 parts.append(probs * (1.0 / math.sqrt(2.0)))
                 continue
             _, value_at, mode_at, width, missing, centres, spans, center, scale = entry
             probs = encoded[:, mode_at : mode_at + width]
             if hard:
-                probs = jax.nn.one_hot(jnp.argmax(probs, axis=1), width)
+                probs = _hard(probs)
             value = encoded[:, value_at : value_at + 1]
             k = centres.shape[0]
             x = jnp.sum(probs[:, :k] * (centres + spans * value), axis=1)
@@ -172,6 +182,12 @@ class MetricSpace:
     def embed_hard(self, encoded: np.ndarray) -> np.ndarray:
         """Arg-max embedding as a NumPy float32 array (the exact audit's input)."""
         return np.asarray(self._hard(jnp.asarray(encoded)))
+
+
+def _hard(probs: jax.Array) -> jax.Array:
+    """One-hot of the arg-max; an all-zero row (unknown value) stays zero."""
+    hot = jax.nn.one_hot(jnp.argmax(probs, axis=1), probs.shape[1])
+    return hot * (jnp.max(probs, axis=1, keepdims=True) > 0)
 
 
 class TableEncoder:
@@ -280,8 +296,15 @@ class TableEncoder:
         return Layout(tuple(blocks))
 
     # --------------------------------------------------------------- encode
-    def encode_compact(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def encode_compact(
+        self, df: pd.DataFrame, *, unknown: str = "error"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Encode ``df`` without materializing one-hot blocks.
+
+        ``unknown="ignore"`` encodes a category unseen at ``fit`` time (or a
+        missing value in a column that had none) as code ``-1``, an all-zero block,
+        instead of raising; the audit uses it for rows the encoder was not fitted
+        on.
 
         Returns:
           ``values``: float32 ``(n, len(layout.scalar_blocks))``, the scalar blocks
@@ -293,59 +316,81 @@ class TableEncoder:
           SchemaError: a learned column is absent, a number is not finite, or a
             categorical value was not seen at ``fit`` time (its column is named).
         """
+        values_t, codes_t = self._encode_columns(df, unknown)
+        return np.ascontiguousarray(values_t.T), np.ascontiguousarray(codes_t.T)
+
+    def _encode_columns(
+        self, df: pd.DataFrame, unknown: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The compact encoding with one row per block, ``(blocks, n)``.
+
+        Each column is encoded into a contiguous row, not a strided column.
+        """
         self._check_fitted()
         learned = [b.column for b in self.layout.blocks]
         absent = sorted({c for c in learned if c not in df.columns})
         if absent:
             raise SchemaError(f"the table lacks learned columns {absent}")
         n = len(df)
-        values = np.zeros((n, len(self.layout.scalar_blocks)), dtype=np.float32)
-        codes = np.zeros((n, len(self.layout.softmax_blocks)), dtype=np.int32)
+        values_t = np.empty((len(self.layout.scalar_blocks), n), dtype=np.float32)
+        codes_t = np.empty((len(self.layout.softmax_blocks), n), dtype=np.int32)
         value_at = code_at = 0
         for block in self.layout.blocks:
             if block.role == "value":
                 col = self._numeric[block.column]
                 raw, _, _ = _to_float(self.schema[block.column], df[block.column])
-                values[:, value_at], codes[:, code_at] = _encode_numeric(col, raw)
+                values_t[value_at], codes_t[code_at] = _encode_numeric(
+                    col, raw, unknown
+                )
                 value_at += 1
                 code_at += 1
             elif block.role == "category":
                 col = self._categorical[block.column]
-                codes[:, code_at] = _category_codes(col, df[block.column])
+                codes_t[code_at] = _category_codes(col, df[block.column], unknown)
                 code_at += 1
-        return values, codes
+        return values_t, codes_t
 
-    def encode(self, df: pd.DataFrame, *, out: np.ndarray | None = None) -> np.ndarray:
+    def encode(
+        self,
+        df: pd.DataFrame,
+        *,
+        out: np.ndarray | None = None,
+        unknown: str = "error",
+    ) -> np.ndarray:
         """Encode ``df`` into a float32 array of shape ``(n, layout.width)``.
 
         Args:
           df: a frame with the learned columns of the schema.
           out: optional preallocated float32 ``(n, layout.width)`` buffer to write
             into (it is overwritten), to avoid a fresh allocation per call.
+          unknown: ``"error"`` or ``"ignore"`` (see :meth:`encode_compact`).
 
         Raises:
           SchemaError: a learned column is absent, a number is not finite, or a
             categorical value was not seen at ``fit`` time (its column is named).
         """
-        values, codes = self.encode_compact(df)
+        values_t, codes_t = self._encode_columns(df, unknown)
         n, width = len(df), self.layout.width
         if out is None:
-            out = np.zeros((n, width), dtype=np.float32)
+            out = np.empty((n, width), dtype=np.float32)
+        elif out.shape != (n, width) or out.dtype != np.float32:
+            raise ValueError(f"out must be float32 of shape {(n, width)}")
+        if out.flags.c_contiguous:
+            _write_dense(self.layout, values_t, codes_t, out)
         else:
-            if out.shape != (n, width) or out.dtype != np.float32:
-                raise ValueError(f"out must be float32 of shape {(n, width)}")
-            out.fill(0.0)
-        flat = out.reshape(-1)
-        offsets = np.arange(n, dtype=np.int64) * width
-        for index, block in enumerate(self.layout.scalar_blocks):
-            out[:, block.start] = values[:, index]
-        for index, block in enumerate(self.layout.softmax_blocks):
-            flat[offsets + block.start + codes[:, index]] = 1.0
+            dense = np.empty((n, width), dtype=np.float32)
+            _write_dense(self.layout, values_t, codes_t, dense)
+            out[...] = dense
         return out
 
-    def to_metric(self, df: pd.DataFrame) -> np.ndarray:
-        """The exact audit's view of ``df``: ``(n, metric_space.width)`` float32."""
-        return self.metric_space.embed_hard(self.encode(df))
+    def to_metric(self, df: pd.DataFrame, *, unknown: str = "error") -> np.ndarray:
+        """The exact audit's view of ``df``: ``(n, metric_space.width)`` float32.
+
+        With ``unknown="ignore"`` an unseen category contributes a zero block (it is
+        at distance ``1/sqrt(2)`` from every known category) and an unexpected
+        missing number contributes 0.
+        """
+        return self.metric_space.embed_hard(self.encode(df, unknown=unknown))
 
     # --------------------------------------------------------------- decode
     def decode(self, encoded) -> pd.DataFrame:
@@ -360,15 +405,8 @@ class TableEncoder:
                 f"expected encoded rows of shape (n, {self.layout.width}), "
                 f"got {encoded.shape}"
             )
-        values = (
-            np.stack([encoded[:, b.start] for b in self.layout.scalar_blocks], axis=1)
-            if self.layout.scalar_blocks
-            else np.zeros((len(encoded), 0), np.float32)
-        )
-        codes = np.stack(
-            [_block_argmax(encoded, b) for b in self.layout.softmax_blocks], axis=1
-        )
-        return self.decode_compact(values, codes)
+        values_t, codes_t = _read_dense(self.layout, encoded)
+        return self.decode_compact(values_t.T, codes_t.T)
 
     def decode_compact(self, values: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
         """Decode the compact form of :meth:`encode_compact` into a frame."""
@@ -531,10 +569,25 @@ def _decimals(observed: np.ndarray) -> int | None:
     return None
 
 
-def _encode_numeric(col: _Numeric, values: np.ndarray):
+def _encode_numeric(col: _Numeric, values: np.ndarray, unknown: str = "error"):
+    """``(n,)`` float32 scalars and int32 modes of one numeric column."""
+    if values.size > 4 * PROBE_ROWS and 4 * pd.unique(values[:PROBE_ROWS]).size <= (
+        PROBE_ROWS
+    ):
+        # Few distinct values: encode each once (in order of first appearance, so
+        # an error names the same value) and gather; NaN is code -1, the last entry.
+        local, distinct = pd.factorize(values, use_na_sentinel=True)
+        if (local < 0).any():
+            distinct = np.append(distinct, np.nan)
+        value, mode = _encode_values(col, distinct, unknown)
+        return value.take(local), mode.take(local)
+    return _encode_values(col, values, unknown)
+
+
+def _encode_values(col: _Numeric, values: np.ndarray, unknown: str):
     n = values.size
     value = np.zeros(n, dtype=np.float32)
-    mode = np.zeros(n, dtype=np.int64)
+    mode = np.zeros(n, dtype=np.int32)
     missing = np.isnan(values)
     atom = np.zeros(n, dtype=bool)
     k = col.means.size
@@ -543,7 +596,9 @@ def _encode_numeric(col: _Numeric, values: np.ndarray):
         mode[hit] = k + index
         atom |= hit
     gaussian = ~(missing | atom)
-    if gaussian.any():
+    if gaussian.any() and k == 0 and unknown != "error":
+        mode[gaussian] = -1
+    elif gaussian.any():
         if k == 0:
             bad = values[gaussian][0]
             raise SchemaError(
@@ -553,23 +608,30 @@ def _encode_numeric(col: _Numeric, values: np.ndarray):
         which = mixture.assign_modes(x, col.means, col.stds, col.weights)
         mode[gaussian] = which
         value[gaussian] = (x - col.means[which]) / (4.0 * col.stds[which])
-    mode[missing] = k + col.atoms.size
+    if col.missing:
+        mode[missing] = k + col.atoms.size
+    elif missing.any():
+        if unknown == "error":
+            raise SchemaError(
+                f"column {col.name!r} has missing values but had none at fit time"
+            )
+        mode[missing] = -1
     return value, mode
 
 
 def _decode_numeric(col: _Numeric, value: np.ndarray, mode: np.ndarray) -> np.ndarray:
     k = col.means.size
-    out = np.full(value.size, np.nan)
+    # One gather per table: Gaussian modes hold (mean, 4 std), point masses
+    # (atom, 0), "missing" and out-of-range codes (NaN, 0).
+    centre = np.concatenate([col.means, col.atoms, [np.nan]])
+    span = np.concatenate([4.0 * col.stds, np.zeros(col.atoms.size + 1)])
+    mode = np.where((mode < 0) | (mode >= centre.size), centre.size - 1, mode)
+    out = centre.take(mode)
     if k:
         gaussian = mode < k
         which = mode[gaussian]
-        out[gaussian] = (
-            value[gaussian].astype(np.float64) * (4.0 * col.stds[which])
-            + col.means[which]
-        )
-    for index, point in enumerate(col.atoms):
-        out[mode == k + index] = point
-    out = np.clip(out, col.low, col.high)
+        out[gaussian] += value[gaussian].astype(np.float64) * span[which]
+    out = np.clip(out, col.low, col.high, out=out)
     if col.decimals is not None:
         out = np.round(out, col.decimals)
     return out
@@ -593,18 +655,70 @@ def _numeric_series(col: _Numeric, values: np.ndarray) -> pd.Series:
     return series.astype(dtype)
 
 
-def _block_argmax(encoded: np.ndarray, block: Block) -> np.ndarray:
-    """Arg-max of one softmax block; narrow blocks by comparisons (faster)."""
-    if block.width > 8:
-        return np.argmax(encoded[:, block.slice], axis=1).astype(np.int32)
-    best = encoded[:, block.start].copy()
-    index = np.zeros(encoded.shape[0], dtype=np.int32)
-    for offset in range(1, block.width):
-        column = encoded[:, block.start + offset]
-        better = column > best
-        index[better] = offset
-        np.maximum(best, column, out=best)
-    return index
+def _write_dense(
+    layout: Layout, values_t: np.ndarray, codes_t: np.ndarray, out: np.ndarray
+) -> None:
+    """Write the dense encoding into C-contiguous ``out``, one slab of rows at a time.
+
+    Each slab is zeroed, gets its scalars and its ones while it is in cache; a code
+    of -1 (an ignored unknown) leaves its block at zero.
+    """
+    n, width = out.shape
+    rows = max(1, min(n, SLAB_ROWS))
+    hot_at = np.array([b.start for b in layout.softmax_blocks], dtype=np.int64)
+    slots = np.arange(rows, dtype=np.int64)[:, None] * width + hot_at  # (rows, s)
+    all_known = bool((codes_t >= 0).all())
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        slab = out[start:stop]
+        slab.fill(0.0)
+        for index, block in enumerate(layout.scalar_blocks):
+            slab[:, block.start] = values_t[index, start:stop]
+        codes = codes_t[:, start:stop].T
+        hot = slots[: stop - start] + codes
+        slab.reshape(-1)[hot if all_known else hot[codes >= 0]] = 1.0
+
+
+def _read_dense(layout: Layout, encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scalar blocks ``(scalars, n)`` and arg-max codes ``(softmaxes, n)`` of rows.
+
+    Rows are read one slab at a time. Narrow blocks are transposed in cache, so a
+    block's maximum and the first entry that reaches it are found with a few
+    vectorized passes along contiguous rows; wide blocks use ``np.argmax`` per row.
+    The result is ``np.argmax``'s: ties and NaN go to the first such entry.
+    """
+    n = encoded.shape[0]
+    scalars, softmaxes = layout.scalar_blocks, layout.softmax_blocks
+    values_t = np.empty((len(scalars), n), dtype=np.float32)
+    codes_t = np.empty((len(softmaxes), n), dtype=np.int32)
+    narrow = [(i, b) for i, b in enumerate(softmaxes) if b.width <= NARROW_BLOCK]
+    columns = np.array([c for _, b in narrow for c in range(b.start, b.stop)], int)
+    at = np.cumsum([0] + [b.width for _, b in narrow])
+    # Weight w - j for entry j: the largest weight among the maxima marks the first.
+    rank = {
+        b.width: np.arange(b.width, 0, -1, dtype=np.uint8)[:, None] for _, b in narrow
+    }
+    rows = max(1, min(n, SLAB_ROWS))
+    slab_t = np.empty((columns.size, rows), dtype=np.float32)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        slab = encoded[start:stop]
+        for index, block in enumerate(scalars):
+            values_t[index, start:stop] = slab[:, block.start]
+        narrow_t = slab_t[:, : stop - start]
+        np.copyto(narrow_t, slab[:, columns].T)
+        for (index, block), first in zip(narrow, at, strict=False):
+            entries = narrow_t[first : first + block.width]
+            top = (entries == entries.max(axis=0)) * rank[block.width]
+            code = codes_t[index, start:stop]
+            np.subtract(block.width, top.max(axis=0), out=code, casting="unsafe")
+            nan = code == block.width  # a NaN maximum equals nothing
+            if nan.any():
+                code[nan] = np.argmax(slab[nan][:, block.slice], axis=1)
+        for index, block in enumerate(softmaxes):
+            if block.width > NARROW_BLOCK:
+                codes_t[index, start:stop] = np.argmax(slab[:, block.slice], axis=1)
+    return values_t, codes_t
 
 
 def expand(layout: Layout, values: jax.Array, codes: jax.Array) -> jax.Array:
@@ -640,26 +754,49 @@ def _fit_categorical(spec, series: pd.Series) -> _Categorical:
     )
 
 
-def _category_codes(col: _Categorical, series: pd.Series) -> np.ndarray:
-    # Factorize (hashing in C, arrow-native for string columns), then map the few
-    # distinct values onto the fitted categories.
-    local, distinct = pd.factorize(series, use_na_sentinel=True)
-    mapping = pd.Index(col.categories).get_indexer(distinct)
-    codes = np.where(local >= 0, mapping[np.maximum(local, 0)], -1).astype(np.int32)
-    missing = local < 0
-    unseen = (codes < 0) & ~missing
-    if unseen.any():
-        examples = [distinct[i] for i in np.flatnonzero(mapping < 0)[:3]]
+def _category_codes(
+    col: _Categorical, series: pd.Series, unknown: str = "error"
+) -> np.ndarray:
+    # Factorize, then map the few distinct values onto the fitted categories; every
+    # check runs on the distinct values, not on the rows.
+    local, distinct = _factorize(series)
+    mapping = pd.Index(col.categories).get_indexer(distinct).astype(np.int32)
+    missing = np.asarray(pd.isna(distinct), dtype=bool)
+    unseen = (mapping < 0) & ~missing
+    if unseen.any() and unknown == "error":
+        examples = list(dict.fromkeys(distinct[i] for i in np.flatnonzero(unseen)))
         raise SchemaError(
-            f"column {col.name!r} has categories not seen at fit time: {examples}"
+            f"column {col.name!r} has categories not seen at fit time: {examples[:3]}"
         )
-    if missing.any():
-        if not col.missing:
-            raise SchemaError(
-                f"column {col.name!r} has missing values but had none at fit time"
-            )
-        codes[missing] = col.categories.size
-    return codes
+    has_missing = bool(missing.any() or (local < 0).any())
+    missing_code = col.categories.size if col.missing else -1
+    if has_missing and not col.missing and unknown == "error":
+        raise SchemaError(
+            f"column {col.name!r} has missing values but had none at fit time"
+        )
+    mapping[missing] = missing_code
+    # Code -1 of pandas' factorize (a missing value) takes the last entry.
+    return np.append(mapping, np.int32(missing_code)).take(local)
+
+
+def _factorize(series: pd.Series) -> tuple[np.ndarray, object]:
+    """Codes ``(n,)`` into distinct values, as ``pd.factorize`` (NA may be -1).
+
+    An object column (strings under pandas 2) is factorized by object address:
+    rows read from a file share one object per distinct string, so hashing
+    integers replaces hashing strings. Equal strings held by different objects get
+    different codes, which the caller's mapping onto categories merges again; where
+    nearly every row holds its own object, strings are hashed as usual.
+    """
+    values = series.to_numpy() if series.dtype == object else None
+    if values is not None and values.size and values.flags.c_contiguous:
+        cells = (ctypes.c_ssize_t * values.size).from_address(values.ctypes.data)
+        local, addresses = pd.factorize(np.ctypeslib.as_array(cells))
+        if 8 * addresses.size <= values.size:
+            where = np.empty(addresses.size, dtype=np.intp)
+            where[local] = np.arange(local.size)
+            return local, values[where]
+    return pd.factorize(series, use_na_sentinel=True)
 
 
 def _categorical_series(col: _Categorical, codes: np.ndarray) -> pd.Series:

@@ -131,9 +131,29 @@ def assign_modes(
     Returns:
       ``(n,)`` int32 component indices.
     """
-    x = np.asarray(x, dtype=np.float32)[:, None]
+    x = np.asarray(x, dtype=np.float32)
     with np.errstate(divide="ignore"):
         log_w = np.log(weights).astype(np.float32)
-    z = (x - means.astype(np.float32)) / stds.astype(np.float32)
-    score = log_w - np.log(stds).astype(np.float32) - 0.5 * z * z
-    return np.argmax(score, axis=1).astype(np.int32)
+    offsets = log_w - np.log(stds).astype(np.float32)
+    means, stds = means.astype(np.float32), stds.astype(np.float32)
+
+    # One component at a time on (n,) buffers, with the float32 arithmetic of
+    # ``offset - 0.5 * z * z`` for z = (x - mean) / std; strictly greater keeps the
+    # first of tied components, as np.argmax does.
+    index = np.zeros(x.shape, dtype=np.int32)
+    best = np.full(x.shape, -np.inf, dtype=np.float32)
+    z, score = np.empty_like(best), np.empty_like(best)
+    better = np.empty(x.shape, dtype=bool)
+    for k in range(means.size):
+        np.subtract(x, means[k], out=z)
+        np.divide(z, stds[k], out=z)
+        np.multiply(z, 0.5, out=score)
+        np.multiply(score, z, out=score)
+        np.subtract(offsets[k], score, out=score)
+        if k == 0:
+            best[...] = score
+            continue
+        np.greater(score, best, out=better)
+        np.copyto(index, k, where=better)
+        np.maximum(best, score, out=best)
+    return index
