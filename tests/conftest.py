@@ -7,6 +7,20 @@ from pathlib import Path
 
 import pytest
 
+
+def pytest_configure(config):
+    """Share compiled XLA programs between tests (many fit the same model)."""
+    import tempfile
+
+    import jax
+
+    cache = os.environ.get("PSYGENTAB_TEST_JAX_CACHE") or tempfile.mkdtemp(
+        prefix="psygentab-jax-cache-"
+    )
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PSYGENTAB_DATA", ROOT.parent / "shared" / "data"))
 TABLES = [

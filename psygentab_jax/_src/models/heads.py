@@ -344,6 +344,22 @@ def row_conditions(key: Array, rows: Array, spec: CondSpec) -> Array:
     return jnp.where(owner[None, :] == chosen[:, None], values, 0.0)
 
 
+def column_conditions(rows: Array, spec: CondSpec, column: int) -> Array:
+    """Each row's own category in one categorical column, as conditional vectors.
+
+    Args:
+      rows: encoded rows, shape (b, d) with exact one-hot category blocks.
+      spec: the conditional-vector layout.
+      column: position of the column among the categorical columns.
+
+    Returns:
+      Conditional vectors, shape (b, spec.width), zero outside that column.
+    """
+    owner = jnp.asarray(spec.column_of_position())
+    values = rows[:, jnp.asarray(spec.data_positions())]
+    return jnp.where(owner[None, :] == column, values, 0.0)
+
+
 def minibatch_indices(key: Array, n: int, batch: int) -> Array:
     """Shuffled minibatches covering all rows; the last one is padded by wrapping.
 

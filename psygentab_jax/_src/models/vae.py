@@ -169,7 +169,14 @@ def make_vae(
     def loss_fn(params, rows, key, penalty_args):
         k_cond, k_eps, k_prior = jax.random.split(key, 3)
         b = rows.shape[0]
-        cond = heads.row_conditions(k_cond, rows, spec) if c else jnp.zeros((b, 0))
+        if not c:
+            cond = jnp.zeros((b, 0))
+        elif target_column is not None:
+            # Always the target: sampling conditions on it, so the decoder must
+            # learn p(x | target, z) with z free of the class (Sohn et al., 2015).
+            cond = heads.column_conditions(rows, spec, target_column)
+        else:
+            cond = heads.row_conditions(k_cond, rows, spec)
         mu, logvar = encoder.apply(
             params["encoder"], jnp.concatenate([rows, cond], axis=1)
         )
