@@ -202,26 +202,30 @@ class References(NamedTuple):
     quantiles: jax.Array
 
 
-def make_references(train: np.ndarray, reference: np.ndarray, context: Context):
-    """Compute :class:`References` from metric-space rows (NumPy in, jnp out)."""
-    train = np.asarray(train, np.float32)
-    reference = np.asarray(reference, np.float32)
-    holdout_dcr = np.asarray(
-        jnp.min(surrogates.pairwise_distance(reference, train, eps=0.0), axis=1)
-    )
-    numeric = train[:, list(context.numeric)]
+def make_references(
+    train: jax.Array, reference: jax.Array, context: Context
+) -> References:
+    """:class:`References` from metric-space rows (pure ``jnp``; jit-friendly).
+
+    Args:
+      train: ``(t, d)`` training rows.
+      reference: ``(r, d)`` fresh-patient rows.
+      context: the static facts of the metric space.
+    """
+    numeric = train[:, list(context.numeric)] if context.numeric else train[:, :0]
+    holdout_dcr = jnp.min(_distances(reference, train), axis=1)
     if context.target is not None:
         start, width = context.target
-        share = train[:, start : start + width].mean(axis=0) * np.sqrt(2.0)
+        share = train[:, start : start + width].mean(axis=0) * jnp.sqrt(2.0)
     else:
-        share = np.zeros(1, np.float32)
+        share = jnp.zeros(1)
     return References(
-        train=jnp.asarray(train),
-        reference=jnp.asarray(reference),
-        holdout_dcr=jnp.asarray(holdout_dcr),
-        target_share=jnp.asarray(share, jnp.float32),
-        corr=_corr(jnp.asarray(numeric)),
-        quantiles=jnp.quantile(jnp.asarray(numeric), PAPER_QUANTILES, axis=0),
+        train=train,
+        reference=reference,
+        holdout_dcr=holdout_dcr,
+        target_share=share,
+        corr=_corr(numeric),
+        quantiles=jnp.quantile(numeric, PAPER_QUANTILES, axis=0),
     )
 
 

@@ -146,7 +146,7 @@ def make_constrained_epoch(
         ref = reference_metric[
             jax.random.permutation(k_ref, reference_metric.shape[0])[:r]
         ]
-        return _references(train, ref, context)
+        return cons.make_references(train, ref, context)
 
     def epoch(carry, data, train_metric, reference_metric, key, thresholds):
         k_refs, k_epoch, k_eval = jax.random.split(key, 3)
@@ -189,24 +189,6 @@ def make_constrained_epoch(
         return ConstrainedState(model, dual), record
 
     return epoch
-
-
-def _references(train, ref, context):
-    numeric = train[:, list(context.numeric)] if context.numeric else train[:, :0]
-    holdout_dcr = jnp.min(cons._distances(ref, train), axis=1)
-    if context.target is not None:
-        start, width = context.target
-        share = train[:, start : start + width].mean(axis=0) * jnp.sqrt(2.0)
-    else:
-        share = jnp.zeros(1)
-    return cons.References(
-        train=train,
-        reference=ref,
-        holdout_dcr=holdout_dcr,
-        target_share=share,
-        corr=cons._corr(numeric),
-        quantiles=jnp.quantile(numeric, cons.PAPER_QUANTILES, axis=0),
-    )
 
 
 def _utility(name, metrics):
@@ -1025,7 +1007,7 @@ def _constraint_values(report, synthetic, train, context) -> dict[str, float]:
         "paper_p": report.privacy_score,
     }
     train_j = jnp.asarray(train)
-    refs = _references(train_j, train_j[:2], context)
+    refs = cons.make_references(train_j, train_j[:2], context)
     for name in ("class_share_gap", "corr_gap"):
         value = cons.metric_value(
             name, jnp.asarray(synthetic), refs, context, soft=False
