@@ -160,3 +160,16 @@ def test_cli_demo_end_to_end(tmp_path, capsys):
         assert (tmp_path / name).is_file(), name
     synthetic = pd.read_csv(tmp_path / "synthetic.csv")
     assert list(synthetic.columns) == list(datasets.load().columns)
+
+
+def test_unconstrained_fit_has_no_constraint_status():
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"x": rng.normal(size=200), "label": rng.choice(["a", "b"], 200)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        synth = Synthesizer(backbone="vae", epochs=1, seed=0)
+        synth.fit(df, target="label", constraints=[])
+    assert synth.result.history["exact"] == {}
+    audit = synth.audit()
+    assert audit["constraints"] == [] and audit["all_met"] is True
+    assert len(synth.sample(10)) == 10

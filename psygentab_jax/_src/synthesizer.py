@@ -170,7 +170,11 @@ def make_constrained_epoch(
         finite = _all_finite(model.params)
         record = EpochRecord(
             utility=_utility(backbone.name, metrics),
-            surrogate=jnp.asarray(metrics["penalty_aux"], jnp.float32).reshape(m),
+            surrogate=(
+                jnp.asarray(metrics["penalty_aux"], jnp.float32).reshape(m)
+                if m
+                else jnp.zeros((0,), jnp.float32)
+            ),
             exact=exact,
             violation=alm.violation(g, is_equality),
             multiplier=dual.multiplier,
