@@ -92,6 +92,10 @@ class DualConfig:
       smoothing: moving-average weight of past exact estimates (noise damping).
       eval_rows: hard synthetic rows drawn per epoch for the exact estimate.
       reference_rows: training and reference rows compared against per epoch.
+      margin: training aims this far inside each stated threshold (``<=``
+        thresholds lowered, ``>=`` raised; not ``exact_match``, which the final
+        check enforces), so that a constraint met on the per-epoch estimates is
+        still met on the holdout audit despite its sampling noise.
     """
 
     penalty: float = 1.0
@@ -100,6 +104,7 @@ class DualConfig:
     smoothing: float = 0.5
     eval_rows: int = 512
     reference_rows: int = 512
+    margin: float = 0.02
 
 
 def make_backbone_penalty(
@@ -487,7 +492,7 @@ class Synthesizer:
             backbone.init(k_init),
             alm.init(jnp.zeros(m), penalty=self.dual_config.penalty),
         )
-        stated = np.asarray([c.threshold for c in self.constraints], np.float32)
+        aimed = _training_thresholds(self.constraints, self.dual_config.margin)
         batched = thresholds is not None
         if batched:
             count = len(thresholds)
@@ -495,7 +500,7 @@ class Synthesizer:
             epoch = jax.vmap(epoch, in_axes=(0, None, None, None, None, 0))
             thresholds = jnp.asarray(thresholds, jnp.float32)
         else:
-            count, thresholds = 1, jnp.asarray(stated)
+            count, thresholds = 1, jnp.asarray(aimed)
         epoch = jax.jit(epoch)
         device = [jnp.asarray(a) for a in (data, train_metric, reference_metric)]
 
@@ -567,8 +572,14 @@ class Synthesizer:
         op = "<=" if cons.METRICS[sweep].better == "lower" else ">="
         swept = cons.Constraint(sweep, op, float(thresholds[0]))
         self._prepare(df, target, [swept, *fixed], **fit_args)
-        rows = np.asarray(
-            [[t] + [c.threshold for c in fixed] for t in thresholds], np.float32
+        rows = np.stack(
+            [
+                _training_thresholds(
+                    (cons.Constraint(sweep, op, float(t)), *fixed),
+                    self.dual_config.margin,
+                )
+                for t in thresholds
+            ]
         )
         outcomes = self._train(None, thresholds=rows)
         models = []
@@ -965,6 +976,15 @@ class Synthesizer:
         if meta.get("result"):
             synth.result = FitResult(**meta["result"])
         return synth
+
+
+def _training_thresholds(constraint_list, margin: float) -> np.ndarray:
+    """``(m,)`` thresholds the training aims at: ``margin`` inside the stated ones."""
+    out = []
+    for c in constraint_list:
+        shift = 0.0 if c.metric == "exact_match" or c.op == "==" else margin
+        out.append(c.threshold - shift if c.op == "<=" else c.threshold + shift)
+    return np.asarray(out, np.float32)
 
 
 def _rename_history(history: dict, old: str, new: str) -> None:
