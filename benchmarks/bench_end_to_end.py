@@ -582,9 +582,10 @@ def markdown(meta: dict, records: list[dict], aims: list[dict]) -> str:
     constraints = meta["constraints"]
     lines = ["# End-to-end benchmark: psygentab-jax beside SDV", ""]
     for earlier in meta.get("resumed", []):
+        kept = ", ".join(earlier.get("tables", [])) or "its tables"
         lines += [
-            f"Earlier, interrupted command ({earlier['wall_s'] / 60:.1f} min wall): "
-            f"`{earlier['command']}`",
+            f"Kept from an earlier run (`--resume`): {kept}, from "
+            f"`{earlier['command']}` ({earlier['wall_s'] / 60:.1f} min wall).",
             "",
         ]
     lines += [
@@ -822,6 +823,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "command": earlier["meta"]["command"],
                 "wall_s": earlier["meta"]["wall_s"],
+                "tables": [r["table"] for r in records],
             },
         ]
         log(f"resuming: keeping {[r['table'] for r in records]} from {previous}")
