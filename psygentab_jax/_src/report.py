@@ -136,16 +136,10 @@ def _histogram_bins(*samples: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 
 
-def _marginal_numeric(axes, real: np.ndarray, synthetic: np.ndarray) -> None:
-    real, synthetic = _finite(real), _finite(synthetic)
-    if not len(real) + len(synthetic):
-        axes.text(0.5, 0.5, "no values", ha="center", transform=axes.transAxes)
-        return
-    bins = _histogram_bins(real, synthetic)
-    for values, color, name in (
-        (real, REAL_COLOR, "real"),
-        (synthetic, SYNTHETIC_COLOR, "synthetic"),
-    ):
+def _overlaid_histograms(axes, samples, *, medians: bool = False) -> None:
+    """Density histograms of ``(values, color, label)`` samples on shared bins."""
+    bins = _histogram_bins(*(values for values, _, _ in samples))
+    for values, color, name in samples:
         if len(values):
             axes.hist(
                 values,
@@ -156,6 +150,18 @@ def _marginal_numeric(axes, real: np.ndarray, synthetic: np.ndarray) -> None:
                 color=color,
                 label=name,
             )
+            if medians:
+                axes.axvline(np.median(values), color=color, linestyle="--")
+
+
+def _marginal_numeric(axes, real: np.ndarray, synthetic: np.ndarray) -> None:
+    real, synthetic = _finite(real), _finite(synthetic)
+    if not len(real) + len(synthetic):
+        axes.text(0.5, 0.5, "no values", ha="center", transform=axes.transAxes)
+        return
+    _overlaid_histograms(
+        axes, ((real, REAL_COLOR, "real"), (synthetic, SYNTHETIC_COLOR, "synthetic"))
+    )
     axes.set_yticks([])
 
 
@@ -288,22 +294,14 @@ def dcr_figure(synthetic: np.ndarray, holdout: np.ndarray) -> Figure:
     synthetic, holdout = _finite(synthetic), _finite(holdout)
     figure = _figure("dcr", 7.0, 3.6)
     axes = figure.subplots()
-    bins = _histogram_bins(synthetic, holdout)
-    for values, color, name in (
-        (holdout, REAL_COLOR, "holdout (real, unseen)"),
-        (synthetic, SYNTHETIC_COLOR, "synthetic"),
-    ):
-        if len(values):
-            axes.hist(
-                values,
-                bins=bins,
-                density=True,
-                histtype="stepfilled",
-                alpha=0.5,
-                color=color,
-                label=name,
-            )
-            axes.axvline(np.median(values), color=color, linestyle="--")
+    _overlaid_histograms(
+        axes,
+        (
+            (holdout, REAL_COLOR, "holdout (real, unseen)"),
+            (synthetic, SYNTHETIC_COLOR, "synthetic"),
+        ),
+        medians=True,
+    )
     axes.set_xlabel("distance to the closest training record")
     axes.set_ylabel("density")
     axes.legend()

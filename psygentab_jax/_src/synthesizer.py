@@ -771,14 +771,17 @@ class Synthesizer:
           ``{"privacy": {metric: {"value", "baseline"}}, "constraints": [{"name",
           "metric", "op", "threshold", "value", "met"}], "all_met": bool, ...}``.
         """
-        from psygentab_jax._src import audit as audit_lib
-
         self._check_fitted()
         frames = self.attach_data(data) if data is not None else self._load_frames()
         train, holdout = frames["train"], frames["holdout"]
         if synthetic is None:
             synthetic = self.sample(n or len(train))
-        syn_m, train_m, hold_m = self.metric_views(synthetic, train, holdout)
+        return self._audit_views(*self.metric_views(synthetic, train, holdout))
+
+    def _audit_views(self, syn_m, train_m, hold_m) -> dict:
+        """:meth:`audit` on rows already in the metric space."""
+        from psygentab_jax._src import audit as audit_lib
+
         report = audit_lib.audit_privacy(
             syn_m,
             train_m,
@@ -802,9 +805,9 @@ class Synthesizer:
             )
         return {
             "rows": {
-                "synthetic": len(synthetic),
-                "train": len(train),
-                "holdout": len(holdout),
+                "synthetic": len(syn_m),
+                "train": len(train_m),
+                "holdout": len(hold_m),
             },
             "privacy": _privacy_table(report),
             "constraints": statuses,
@@ -862,12 +865,12 @@ class Synthesizer:
         frames = self.attach_data(data) if data is not None else self._load_frames()
         if synthetic is None:
             synthetic = self.sample(len(frames["train"]))
-        audit = self.audit(synthetic)
-        results = {"privacy": audit["privacy"], "constraints": audit["constraints"]}
-        results.update(self.evaluate(synthetic))
         syn_m, train_m, hold_m = self.metric_views(
             synthetic, frames["train"], frames["holdout"]
         )
+        audit = self._audit_views(syn_m, train_m, hold_m)
+        results = {"privacy": audit["privacy"], "constraints": audit["constraints"]}
+        results.update(self.evaluate(synthetic))
         write_report(
             path,
             results,
