@@ -44,6 +44,10 @@ DEFAULT_CONSTRAINTS = ("dcr_share <= 0.55", "exact_match == 0", "mia_auc <= 0.55
 
 
 # ---------------------------------------------------------------- the epoch
+GAN_MIN_STEPS = 50
+"""Generator steps per epoch at least, for the default GAN config."""
+
+
 class ConstrainedState(NamedTuple):
     """What one constrained epoch carries.
 
@@ -338,7 +342,10 @@ class Synthesizer:
 
         Unless ``batch_size`` is set, a batch holds at most a fifth of the training
         rows (at least 64): with the backbones' default of 500, a 400-row table
-        would take one optimizer step per epoch.
+        would take one optimizer step per epoch. A GAN epoch also takes at least
+        :data:`GAN_MIN_STEPS` steps unless ``config`` is given: after 700 steps
+        (100 epochs of pima) its samples did not yet depend on the condition
+        they were drawn for, and TSTR ROC-AUC was below 0.5.
         """
         config = self.config or (
             GANConfig() if self.backbone_name == "gan" else VAEConfig()
@@ -347,6 +354,8 @@ class Synthesizer:
         batch = min(batch, n_train)
         if self.backbone_name == "gan":
             batch = max(config.pac, batch // config.pac * config.pac)
+            if self.config is None:
+                config = dataclasses.replace(config, min_steps=GAN_MIN_STEPS)
         return dataclasses.replace(config, batch_size=int(batch))
 
     def _build(self, stats: heads.DataStats, config, penalty_fn=None) -> Backbone:

@@ -67,6 +67,9 @@ class GANConfig:
       gradient_penalty: weight of the WGAN gradient penalty.
       dropout: critic dropout rate (0 disables it).
       tau: Gumbel-softmax temperature.
+      min_steps: generator steps per epoch at least (CTGAN: one pass, so a
+        400-row table gets a single step per epoch); extra steps draw further
+        shuffled passes over the rows.
     """
 
     embedding_dim: int = 128
@@ -82,6 +85,7 @@ class GANConfig:
     gradient_penalty: float = 10.0
     dropout: float = 0.5
     tau: float = 0.2
+    min_steps: int = 1
 
 
 class Generator(nn.Module):
@@ -229,7 +233,7 @@ def make_gan(
     def epoch(state: TrainState, data: Array, key: Array, penalty_args=None):
         n, b = data.shape[0], config.batch_size
         k_batches, k_steps = jax.random.split(key)
-        batches = heads.minibatch_indices(k_batches, n, b)
+        batches = heads.minibatch_indices(k_batches, n, b, config.min_steps)
         index = heads.index_rows(data, spec) if c else None
 
         def real_batch(key, rows):

@@ -360,18 +360,28 @@ def column_conditions(rows: Array, spec: CondSpec, column: int) -> Array:
     return jnp.where(owner[None, :] == column, values, 0.0)
 
 
-def minibatch_indices(key: Array, n: int, batch: int) -> Array:
+def minibatch_indices(key: Array, n: int, batch: int, min_steps: int = 1) -> Array:
     """Shuffled minibatches covering all rows; the last one is padded by wrapping.
 
     Args:
       key: PRNG key.
       n: number of rows.
       batch: rows per minibatch.
+      min_steps: at least this many minibatches; when one pass over the rows
+        gives fewer, further passes are drawn, each with its own permutation.
 
     Returns:
-      int32 array of shape (ceil(n / batch), batch).
+      int32 array of shape (max(ceil(n / batch), min_steps), batch).
     """
     steps = -(-n // batch)
+    if min_steps > steps:
+        steps = min_steps
+        passes = -(-steps * batch // n)
+        keys = jax.random.split(key, passes)
+        perms = jax.vmap(lambda k: jax.random.permutation(k, n))(keys)
+        return (
+            perms.reshape(-1).astype(jnp.int32)[: steps * batch].reshape(steps, batch)
+        )
     perm = jax.random.permutation(key, n).astype(jnp.int32)
     padded = jnp.concatenate([perm] * (-(-steps * batch // n)))[: steps * batch]
     return padded.reshape(steps, batch)
