@@ -79,10 +79,16 @@ def make_data(table: str, rows: int, noise: float, seed: int, out: Path) -> dict
 
     rng = np.random.default_rng(seed)
     for name in ("synthetic", "train"):
-        rows_ = metric[rng.integers(0, len(metric), rows)].copy()
-        rows_[:, numeric] += noise * rng.normal(size=(rows, len(numeric)))
-        np.save(out / f"{name}.npy", rows_.astype(np.float32))
+        np.save(out / f"{name}.npy", resample(metric, rows, numeric, noise, rng))
     return {"table": table, "d": metric.shape[1], "numeric": len(numeric)}
+
+
+def resample(metric, rows: int, numeric, noise: float, rng) -> np.ndarray:
+    """``rows`` rows drawn with replacement from ``metric``, float32, with Gaussian
+    noise of scale ``noise`` added to the ``numeric`` coordinates."""
+    drawn = np.asarray(metric, np.float32)[rng.integers(0, len(metric), rows)]
+    drawn[:, numeric] += noise * rng.normal(size=(rows, len(numeric)))
+    return drawn
 
 
 def matmul_peak(size: int = 4096, repeats: int = 5) -> tuple[float, float]:

@@ -4,10 +4,11 @@ The adapters (:func:`infer_schema`, :class:`TableEncoder`, :mod:`datasets`) turn
 pandas table into arrays and back; :class:`Synthesizer` runs the whole job. The
 functional core stands alone: :mod:`psygentab_jax.alm` (the Augmented Lagrangian
 solver), :mod:`psygentab_jax.surrogates`, :mod:`psygentab_jax.audit` and
-:mod:`psygentab_jax.models`.
+:mod:`psygentab_jax.models`; :mod:`psygentab_jax.sharding` spreads training and
+sampling over devices and hosts.
 """
 
-from psygentab_jax import datasets
+from psygentab_jax import datasets, sharding
 from psygentab_jax._src.constraints import Constraint
 from psygentab_jax._src.constraints import parse as parse_constraint
 from psygentab_jax._src.encoder import MetricColumn, MetricSpace, TableEncoder
@@ -17,6 +18,7 @@ from psygentab_jax._src.synthesizer import (
     DEFAULT_CONSTRAINTS,
     DualConfig,
     Synthesizer,
+    TrainingDiverged,
     frontier_points,
 )
 
@@ -35,8 +37,10 @@ __all__ = [
     "SchemaError",
     "Synthesizer",
     "TableEncoder",
+    "TrainingDiverged",
     "datasets",
     "frontier_points",
     "infer_schema",
     "parse_constraint",
+    "sharding",
 ]

@@ -1,19 +1,23 @@
 """The ``psygentab`` command line.
 
-Every error a user can cause ends in one line on stderr and a non-zero exit code
-(2 for bad input), never a traceback.
+Every error a user can cause ends in one line on stderr and a non-zero exit code,
+never a traceback: 2 for bad input or arguments, 3 when a constraint is not met,
+1 when a command fails for another reason (set ``PSYGENTAB_DEBUG=1`` to see the
+traceback of an unexpected error). A failed command leaves no output file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
@@ -37,14 +41,27 @@ EXIT_NOT_MET = 3
 class _Progress:
     """A one-line progress bar with a rate, on stderr (the CLI's, not the library's)."""
 
-    def __init__(self, total: int, label: str, quiet: bool = False):
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        quiet: bool = False,
+        *,
+        unit: str = "",
+        every: float = 0.0,
+    ):
         self.total, self.label, self.quiet = total, label, quiet
-        self.start = time.perf_counter()
+        self.unit, self.every = unit, every
+        self.start = self.shown = time.perf_counter()
 
     def __call__(self, done: int, info: dict | None = None) -> None:
         if self.quiet:
             return
-        elapsed = time.perf_counter() - self.start
+        now = time.perf_counter()
+        if done < self.total and now - self.shown < self.every:
+            return
+        self.shown = now
+        elapsed = now - self.start
         rate = done / elapsed if elapsed > 0 else 0.0
         width = 24
         filled = int(width * done / max(self.total, 1))
@@ -53,8 +70,9 @@ class _Progress:
         if info and "feasible" in info:
             extra = "  feasible" if info["feasible"] else "  violated"
         end = "\n" if done >= self.total else ""
+        speed = f"{rate:,.0f} {self.unit}/s" if self.unit else f"{rate:.2f}/s"
         print(
-            f"\r{self.label} [{bar}] {done}/{self.total} {rate:.2f}/s{extra}",
+            f"\r{self.label} [{bar}] {done}/{self.total} {speed}{extra}",
             end=end,
             file=sys.stderr,
             flush=True,
@@ -76,12 +94,39 @@ def _print_status(audit: dict) -> None:
         )
 
 
+def _mesh(devices, *, default_all: bool = False):
+    """The mesh of ``--devices`` (``None``: one device, or all when distributed)."""
+    from psygentab_jax._src import sharding
+
+    if devices is None and not default_all:
+        return None
+    return sharding.data_mesh(None if devices in (None, "all") else devices)
+
+
+def _devices(text: str):
+    if text == "all":
+        return text
+    return _positive_int(text)
+
+
 def _fit(args: argparse.Namespace) -> int:
+    import jax
+
+    from psygentab_jax._src import sharding
     from psygentab_jax._src.io import read_table
     from psygentab_jax._src.synthesizer import Synthesizer
 
+    distributed = sharding.initialize()  # no-op unless the launch asks for it
     df = read_table(args.data)
-    synth = Synthesizer(backbone=args.backbone, epochs=args.epochs, seed=args.seed)
+    synth = Synthesizer(
+        backbone=args.backbone,
+        epochs=args.epochs,
+        seed=args.seed,
+        mesh=_mesh(args.devices, default_all=distributed),
+    )
+    checkpoint = None
+    if not args.no_checkpoint:
+        checkpoint = args.checkpoint or f"{args.model}.ckpt"
     progress = _Progress(args.epochs, "fit", args.quiet)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -92,28 +137,43 @@ def _fit(args: argparse.Namespace) -> int:
             schema=_read_schema(args.schema),
             callback=progress,
             data_path=str(Path(args.data).resolve()),
+            checkpoint=checkpoint,
+            checkpoint_every=args.checkpoint_every,
         )
+    if distributed:
+        # Replicated on every host: a host copy keeps the audit and the file local.
+        synth.params = jax.device_get(synth.params)
     audit = synth.audit()
-    synth.save(args.model)
+    if jax.process_index() == 0:
+        synth.save(args.model)
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
     print(json.dumps({"model": args.model, "audit": audit}, indent=2, default=float))
     _print_status(audit)
     return 0 if audit["all_met"] else EXIT_NOT_MET
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from psygentab_jax._src.io import write_table
     from psygentab_jax._src.synthesizer import Synthesizer
 
     synth = Synthesizer.load(args.model)
+    synth.set_mesh(_mesh(args.devices))
     condition = None
     if args.condition:
         column, sep, value = args.condition.partition("=")
         if not sep:
             raise ValueError(f"--condition must be COL=VALUE, not {args.condition!r}")
         condition = {column: value}
-    rows = synth.sample(args.n, condition=condition, seed=args.seed)
-    write_table(rows, args.out)
-    print(f"wrote {len(rows)} rows to {args.out}", file=sys.stderr)
+    progress = _Progress(args.n, "sample", args.quiet, unit="rows", every=0.25)
+    rows = synth.sample_to_file(
+        args.out,
+        args.n,
+        condition=condition,
+        seed=args.seed,
+        chunk_rows=args.chunk_rows,
+        progress=progress,
+    )
+    print(f"wrote {rows} rows to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -252,13 +312,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _model_options(parser, epochs: int = 100) -> None:
     parser.add_argument("--backbone", choices=("vae", "gan"), default="vae")
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=_positive_int, default=epochs)
+    parser.add_argument("--seed", type=_seed, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="psygentab",
         description="Privacy-constrained synthetic clinical tables (JAX).",
     )
@@ -281,14 +341,47 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(fit)
     fit.add_argument("--schema", default=None, help="a schema JSON to use")
     fit.add_argument("--model", required=True, help="where to write the model")
+    fit.add_argument(
+        "--checkpoint",
+        default=None,
+        help="the run's checkpoint file (default: MODEL.ckpt); a fit that finds "
+        "it resumes from it, and it is deleted once the model is written",
+    )
+    fit.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=1,
+        help="epochs between checkpoints (default: 1)",
+    )
+    fit.add_argument("--no-checkpoint", action="store_true", help="write no checkpoint")
+    fit.add_argument(
+        "--devices",
+        type=_devices,
+        default=None,
+        help="train data-parallel on the first N devices, or 'all' (default: one "
+        "device; all of them in a multi-host launch, see the README)",
+    )
     fit.set_defaults(run=_fit)
 
     sample = commands.add_parser("sample", help="write synthetic rows")
     sample.add_argument("--model", required=True)
-    sample.add_argument("-n", type=int, required=True)
+    sample.add_argument("-n", type=_positive_int, required=True)
     sample.add_argument("--out", required=True, help="a .csv or .parquet file")
     sample.add_argument("--condition", default=None, help="COL=VALUE")
-    sample.add_argument("--seed", type=int, default=None)
+    sample.add_argument("--seed", type=_seed, default=None)
+    sample.add_argument(
+        "--chunk-rows",
+        type=_positive_int,
+        default=65_536,
+        help="rows per compiled sampling call (memory is bounded by a few chunks)",
+    )
+    sample.add_argument(
+        "--devices",
+        type=_devices,
+        default=None,
+        help="sample on the first N devices, or 'all' (default: one device)",
+    )
+    sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(run=_sample)
 
     for name, run, help_text in (
@@ -332,15 +425,158 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+class _UsageError(Exception):
+    """A command line argparse rejects; ``prog`` names the (sub)command."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block) for ``main``."""
+
+    def error(self, message):
+        raise _UsageError(self.prog, f"{message} (see '{self.prog} --help')")
+
+
+def _positive_int(text: str) -> int:
     try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer seed from 0 to {2**31 - 1}, not {text!r}"
+        )
+    return value
+
+
+# Per command: the attributes naming files it reads and files it writes.
+_INPUTS = {
+    "schema": ("file",),
+    "fit": ("data", "schema"),
+    "sample": ("model",),
+    "audit": ("model", "synthetic", "data"),
+    "evaluate": ("model", "synthetic", "data"),
+    "report": ("model", "synthetic", "data"),
+    "frontier": ("data",),
+}
+_OUTPUTS = {
+    "fit": ("model", "checkpoint"),
+    "sample": ("out",),
+    "audit": ("json",),
+    "evaluate": ("json",),
+    "report": ("out",),
+    "frontier": ("json", "plot"),
+}
+
+
+def _validate(args: argparse.Namespace) -> None:
+    """Reject arguments that would fail late or harm an input, before any work.
+
+    Raises:
+      ValueError: an output would overwrite an input or is a folder, a table
+        output has an unknown suffix, or a constraint or threshold is malformed.
+    """
+    from psygentab_jax._src.io import TABLE_SUFFIXES
+
+    inputs = {}
+    for attr in _INPUTS.get(args.command, ()):
+        value = getattr(args, attr, None)
+        if value:
+            inputs[Path(value).resolve()] = attr
+    outputs = [
+        (attr, getattr(args, attr, None)) for attr in _OUTPUTS.get(args.command, ())
+    ]
+    if args.command == "report":
+        outputs.append(("out", str(Path(args.out).with_suffix(".json"))))
+    for attr, value in outputs:
+        if not value:
+            continue
+        flag = f"--{attr}"
+        source = inputs.get(Path(value).resolve())
+        if source is not None:
+            raise ValueError(
+                f"{flag} {value!r} is also the command's input ({source}); "
+                "choose another path: inputs are never overwritten"
+            )
+        if Path(value).is_dir():
+            raise ValueError(f"{flag} {value!r} is a folder; name a file")
+    if args.command == "sample":
+        if Path(args.out).suffix.lower() not in TABLE_SUFFIXES:
+            raise ValueError(f"--out {args.out!r} must end in .csv or .parquet")
+    if args.command not in ("fit", "frontier"):
+        return
+    from psygentab_jax._src import constraints as cons
+
+    for text in args.constraint:
+        cons.parse(text)
+    if args.command == "frontier":
+        if args.metric not in cons.METRICS:
+            raise ValueError(
+                f"--metric {args.metric!r} is not a metric; known: "
+                f"{', '.join(cons.METRICS)}"
+            )
+        for text in args.thresholds.split(","):
+            try:
+                value = float(text) if text.strip() else None
+            except ValueError:
+                raise ValueError(
+                    f"--thresholds must be numbers separated by commas, not "
+                    f"{args.thresholds!r}"
+                ) from None
+            if value is not None:
+                cons.parse(f"{args.metric} <= {value!r}")
+
+
+def _one_line(err: BaseException) -> str:
+    """The first line of an exception's message (a ``KeyError``'s without quotes)."""
+    text = err.args[0] if isinstance(err, KeyError) and err.args else err
+    text = str(text).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (errors are one line on stderr)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as err:
+        print(f"{err.prog}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    prog = f"psygentab {args.command}"
+    try:
+        _validate(args)
         return args.run(args)
     except (ValueError, OSError, KeyError) as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-        print(f"psygentab {args.command}: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RuntimeError as err:
+        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if os.environ.get("PSYGENTAB_DEBUG"):
+            raise
+        print(
+            f"{prog}: error: unexpected {type(err).__name__}: {_one_line(err)} "
+            "(set PSYGENTAB_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -95,6 +95,18 @@ _EXPRESSION = re.compile(
     r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|<|>)\s*"
     r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
 )
+# The values each metric can take; a threshold outside can never bind or be met.
+_RANGES: dict[str, tuple[float, float]] = {
+    "dcr_share": (0.0, 1.0),
+    "exact_match": (0.0, 1.0),
+    "near_duplicate": (0.0, 1.0),
+    "nndr": (0.0, 1.0),
+    "dcr_p05_ratio": (0.0, np.inf),
+    "mia_auc": (0.0, 1.0),
+    "paper_p": (0.0, 1.0),
+    "class_share_gap": (0.0, 1.0),
+    "corr_gap": (0.0, 2.0),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,21 +135,32 @@ def parse(text: str | Constraint) -> Constraint:
     """Parse ``"metric <= 0.55"`` (also ``>=``, ``==``; ``<``/``>`` mean the same).
 
     Raises:
-      ValueError: the text does not parse or names an unknown metric.
+      ValueError: the text does not parse, names an unknown metric, or sets a
+        threshold that is not a finite number inside the metric's range.
     """
     if isinstance(text, Constraint):
         return text
-    match = _EXPRESSION.match(str(text))
+    if not isinstance(text, str):
+        raise ValueError(
+            f"a constraint is a string like 'dcr_share <= 0.55', not {text!r}"
+        )
+    match = _EXPRESSION.match(text)
     if match is None:
         raise ValueError(
             f"constraint {text!r} does not parse; write it as 'metric <= value', "
-            "'metric >= value' or 'metric == value'"
+            "'metric >= value' or 'metric == value' with a number for value"
         )
     metric, op, value = match.group(1), match.group(2), float(match.group(3))
     if metric not in METRICS:
         raise ValueError(
             f"constraint {text!r} names unknown metric {metric!r}; "
             f"known: {', '.join(METRICS)}"
+        )
+    low, high = _RANGES.get(metric, (-np.inf, np.inf))
+    if not (np.isfinite(value) and low <= value <= high):
+        raise ValueError(
+            f"constraint {text!r}: {metric} lies in [{low:g}, {high:g}], so "
+            f"{value:g} can never be the threshold"
         )
     op = {"<": "<=", ">": ">="}.get(op, op)
     if metric == "exact_match" and op == "==" and value != 0:

@@ -31,6 +31,8 @@ KINDS: tuple[str, ...] = (
 
 # Integer-valued columns with at most this many distinct values are codes.
 MAX_CODE_LEVELS = 10
+# A text column with more distinct values than this is not learned as categories.
+MAX_CATEGORIES = 1000
 # Names that announce a record or patient key.
 _ID_NAME = re.compile(
     r"(^|[_\s.-])(id|pid|mrn|uuid|guid)$|^(id|pid|mrn)([_\s.-]|$)|_id$|^.*_key$",
@@ -128,7 +130,12 @@ class Schema:
             columns = [ColumnSpec(**entry) for entry in data["columns"]]
         except (KeyError, TypeError) as err:
             raise SchemaError(f"not a psygentab schema: {err}") from None
-        return cls(columns, data.get("target"))
+        for column in columns:
+            _check_spec(column)
+        target = data.get("target")
+        if target is not None and not isinstance(target, str):
+            raise SchemaError(f"schema target must be a column name, not {target!r}")
+        return cls(columns, target)
 
     @classmethod
     def from_json(cls, text: str) -> Schema:
@@ -149,10 +156,36 @@ class Schema:
         return cls.from_json(text)
 
     def check_frame(self, df: pd.DataFrame) -> None:
-        """Raise :class:`SchemaError` if ``df`` lacks a column of the schema."""
-        missing = [n for n in self.names if n not in df.columns]
+        """Raise :class:`SchemaError` unless ``df`` has exactly the schema's columns.
+
+        A column the schema does not list is an error too: learning silently
+        without it would drop it from every synthetic row.
+        """
+        present = [str(c) for c in df.columns]
+        missing = [n for n in self.names if n not in present]
         if missing:
             raise SchemaError(f"the table lacks schema columns {missing}")
+        extra = [n for n in present if n not in self.names]
+        if extra:
+            raise SchemaError(
+                f"the table has columns the schema does not list: {extra}; add "
+                "them to the schema (kind 'identifier' to leave one unlearned) or "
+                "drop them from the table"
+            )
+
+
+def _check_spec(column: ColumnSpec) -> None:
+    """Reject a schema entry edited into something no table column can be."""
+    if not isinstance(column.name, str) or not column.name.strip():
+        raise SchemaError(f"schema column name must be a non-empty string: {column}")
+    try:
+        pd.api.types.pandas_dtype(column.dtype)
+    except TypeError:
+        raise SchemaError(
+            f"column {column.name!r}: unknown dtype {column.dtype!r} in the schema"
+        ) from None
+    if not isinstance(column.missing, bool):
+        raise SchemaError(f"column {column.name!r}: 'missing' must be true or false")
 
 
 def check_frame(df: pd.DataFrame, source: str = "the table") -> None:
@@ -198,6 +231,14 @@ def _reject_mixed(name: str, series: pd.Series) -> None:
     if not pd.api.types.is_object_dtype(series):
         return
     kinds = {type(v) for v in values.iloc[: min(len(values), 100_000)]}
+    nested = sorted(
+        k.__name__ for k in kinds if issubclass(k, (list, tuple, dict, set, np.ndarray))
+    )
+    if nested:
+        raise SchemaError(
+            f"column {name!r} holds nested values ({', '.join(nested)}); flatten "
+            "it into one plain column per value"
+        )
     numeric = {k for k in kinds if issubclass(k, (int, float, np.number))} - {
         bool,
         np.bool_,
@@ -215,6 +256,7 @@ def infer_schema(
     *,
     kinds: dict[str, str] | None = None,
     max_code_levels: int = MAX_CODE_LEVELS,
+    max_categories: int = MAX_CATEGORIES,
     warn: bool = True,
 ) -> Schema:
     """Infer each column's kind from its values and its name.
@@ -229,26 +271,46 @@ def infer_schema(
     ``integer``; other numbers are ``continuous``. The target, if given, is always
     ``categorical`` when it has at most 50 levels.
 
+    A text column with more than ``max_categories`` distinct values (free text, a
+    code list too long to learn) is not learned: it becomes an ``identifier``,
+    with its own warning. Text that is almost all numbers but for a few words,
+    and dates written as text in another format than ISO 8601 (``2020-01-31``) or
+    in several formats, are errors: guessing what they mean would be silent.
+
     Args:
       df: the table; every column may have missing values.
       target: the outcome column, if any.
       kinds: overrides, ``{column: kind}``, applied after inference.
       max_code_levels: the most levels an integer-coded column may have to count
         as categorical.
-      warn: emit a :class:`UserWarning` naming the identifiers excluded.
+      max_categories: the most distinct values a text column may have to be
+        learned as categorical.
+      warn: emit a :class:`UserWarning` naming the identifiers excluded, the text
+        columns with too many values, and target classes of a single row.
 
     Returns:
       The :class:`Schema`.
 
     Raises:
-      SchemaError: on an empty frame, duplicate names, an unknown target or
-        override, a column that is entirely missing, infinities, or an object
-        column mixing numbers and strings.
+      SchemaError: on an empty frame, duplicate names, an unknown target, a
+        target with a single class, an unknown override, a column that is
+        entirely missing, infinities, nested values, an object column mixing
+        numbers and strings, numbers stored as text with stray words, or dates
+        as text in a non-ISO or mixed format.
     """
     check_frame(df)
     if target is not None and target not in df.columns:
         raise SchemaError(f"target column {target!r} does not exist in the table")
-    columns = []
+    rare = []
+    if target is not None:
+        counts = df[target].value_counts(dropna=True)
+        if len(counts) < 2:
+            raise SchemaError(
+                f"target column {target!r} has a single class "
+                f"({counts.index[0]!r}); a target needs at least two"
+            )
+        rare = [_plain(v) for v in counts.index[counts.to_numpy() < 2]]
+    columns, wide = [], []
     for name in df.columns:
         kind = _infer_kind(str(name), df[name], max_code_levels)
         if name == target and kind not in ("categorical", "constant"):
@@ -256,6 +318,14 @@ def infer_schema(
                 kind = "categorical"
             elif kind == "identifier":
                 raise SchemaError(f"target column {target!r} looks like an identifier")
+        if (
+            kind == "categorical"
+            and name != target
+            and _is_text(df[name])
+            and df[name].nunique(dropna=True) > max_categories
+        ):
+            kind = "identifier"
+            wide.append(str(name))
         columns.append(
             ColumnSpec(
                 name=str(name),
@@ -267,14 +337,51 @@ def infer_schema(
     schema = Schema(columns, target)
     if kinds:
         schema = schema.override(kinds)
-    if warn and schema.identifiers:
+    keys = [n for n in schema.identifiers if n not in wide]
+    if warn and keys:
         warnings.warn(
             "identifier columns excluded from learning (synthetic rows get fresh "
-            f"keys): {schema.identifiers}",
+            f"keys): {keys}",
+            UserWarning,
+            stacklevel=2,
+        )
+    if warn and wide:
+        warnings.warn(
+            f"text columns with more than {max_categories} distinct values are not "
+            f"learned (too many categories; synthetic rows get fresh keys): {wide}",
+            UserWarning,
+            stacklevel=2,
+        )
+    if warn and rare:
+        warnings.warn(
+            f"target {target!r} has classes of a single row: {rare[:10]}; they "
+            "cannot be stratified, so each lands in the training, reference or "
+            "holdout part at random",
             UserWarning,
             stacklevel=2,
         )
     return schema
+
+
+def check_learnable(df: pd.DataFrame, schema: Schema) -> None:
+    """Reject a table that does not match ``schema`` or is too short to learn.
+
+    Raises:
+      SchemaError: ``df`` lacks a column of the schema or has one it does not
+        list, or ``len(df)`` is at most the number of learned columns (neither
+        identifier nor constant).
+    """
+    schema.check_frame(df)
+    learned = [c for c in schema.columns if c.kind not in ("identifier", "constant")]
+    if len(df) <= len(learned):
+        raise SchemaError(
+            f"the table has {len(df)} rows and {len(learned)} columns to learn; a "
+            "synthesizer needs more rows than columns"
+        )
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _infer_kind(name: str, series: pd.Series, max_code_levels: int) -> str:
@@ -288,6 +395,9 @@ def _infer_kind(name: str, series: pd.Series, max_code_levels: int) -> str:
         return "categorical"
     distinct_share = n_distinct / max(len(values), 1)
     numeric = pd.api.types.is_numeric_dtype(series)
+    if not numeric and _is_text(series):
+        _reject_numbers_as_text(name, values)
+        _reject_text_dates(name, values)
     integral = numeric and _integral(values)
     if (integral or not numeric) and _ID_NAME.search(name) and distinct_share >= 0.5:
         return "identifier"
@@ -304,6 +414,61 @@ def _infer_kind(name: str, series: pd.Series, max_code_levels: int) -> str:
     if integral:
         return "categorical" if n_distinct <= max_code_levels else "integer"
     return "continuous"
+
+
+def _reject_numbers_as_text(name: str, values: pd.Series) -> None:
+    """Raise if a text column is numbers (more than codes) but for a few words.
+
+    A measurement column with one stray entry (``"<5"``, ``"see note"``) is read
+    as text; learned as text it would be an identifier or a category per number,
+    and its values would be lost. (``NA``, ``n/a`` and empty cells are missing
+    values already.)
+    """
+    counts = values.value_counts()
+    parsed = pd.to_numeric(pd.Series(counts.index, dtype=object), errors="coerce")
+    is_number = parsed.notna().to_numpy()
+    if is_number.all() or is_number.sum() <= MAX_CODE_LEVELS:
+        return
+    if counts.to_numpy()[is_number].sum() < 0.9 * counts.sum():
+        return
+    words = [str(v) for v in counts.index[~is_number]]
+    raise SchemaError(
+        f"column {name!r} holds numbers stored as text, but {len(words)} value(s) "
+        f"are not numbers: {words[:5]}; replace them with numbers or leave them "
+        "empty"
+    )
+
+
+_ISO_DATE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}")
+_DATE_LIKE = re.compile(
+    r"^\s*(\d{4}([-/.])\d{1,2}\2\d{1,2}|\d{1,2}([-/.])\d{1,2}\3(\d{4}|\d{2}))"
+    r"([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*$"
+)
+
+
+def _reject_text_dates(name: str, values: pd.Series) -> None:
+    """Raise if every value reads as a date but not all as an ISO 8601 date.
+
+    ``03/04/2020`` is the 3rd of April or the 4th of March depending on who
+    wrote it, and a column mixing two formats cannot be read one way: both are
+    errors, never a guess.
+    """
+    distinct = [str(v) for v in pd.unique(values)[:1000]]
+    if not distinct or not all(_DATE_LIKE.match(v) for v in distinct):
+        return
+    iso = [v for v in distinct if _ISO_DATE.match(v)]
+    other = [v for v in distinct if not _ISO_DATE.match(v)]
+    if not other:
+        return
+    if iso:
+        raise SchemaError(
+            f"column {name!r} mixes date formats ({iso[0]!r}, {other[0]!r}); "
+            "write every date as YYYY-MM-DD"
+        )
+    raise SchemaError(
+        f"column {name!r} holds dates as text in a non-ISO format ({other[0]!r}: "
+        "day or month first?); write them as YYYY-MM-DD"
+    )
 
 
 def _all_bool(values: pd.Series) -> bool:

@@ -16,7 +16,8 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,20 +28,40 @@ import msgpack
 import numpy as np
 import pandas as pd
 
-from psygentab_jax._src import alm, io
+from psygentab_jax._src import alm, io, sharding, stream
 from psygentab_jax._src import constraints as cons
 from psygentab_jax._src.encoder import TableEncoder
 from psygentab_jax._src.models import heads
-from psygentab_jax._src.models.base import Backbone, TrainState
+from psygentab_jax._src.models.base import (
+    Backbone,
+    TrainState,
+    scale_step_size,
+    step_sizes,
+)
 from psygentab_jax._src.models.gan import GANConfig, make_gan
 from psygentab_jax._src.models.vae import VAEConfig, make_vae
-from psygentab_jax._src.schema import Schema, SchemaError, infer_schema
+from psygentab_jax._src.schema import (
+    Schema,
+    SchemaError,
+    check_learnable,
+    infer_schema,
+)
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "psygentab-model"
 FORMAT_VERSION = 1
+CHECKPOINT_FORMAT = "psygentab-checkpoint-1"
 DEFAULT_CONSTRAINTS = ("dcr_share <= 0.55", "exact_match == 0", "mia_auc <= 0.55")
+BARREN_CALLS = 32
+"""Compiled sampling calls in a row that may yield no new row (every draw equal to
+a training row) before sampling gives up."""
+SAMPLE_BLOCK = 1024
+"""Rows drawn from one PRNG key when sampling: block ``i`` of a seed's stream comes
+from ``fold_in(key, i)``, so chunking and device count leave the rows unchanged."""
+SAMPLE_GROUP = 4
+"""Blocks each device draws at once inside a sampling call (4,096 rows stay in
+cache on a CPU; a whole 65,536-row chunk at once ran 30 % slower)."""
 
 
 # ---------------------------------------------------------------- the epoch
@@ -72,7 +93,8 @@ class EpochRecord(NamedTuple):
       multiplier: ``(m,)`` multipliers after the update.
       penalty: ``(m,)`` penalties after the update.
       feasible: ``()`` every constraint met by the exact estimate.
-      finite: ``()`` every parameter finite.
+      finite: ``()`` every parameter, the utility and the exact values finite;
+        when false the epoch's update was discarded and the step size halved.
     """
 
     utility: jax.Array
@@ -176,9 +198,14 @@ def make_constrained_epoch(
             penalty_max=dual_config.penalty_max,
             smoothing=dual_config.smoothing,
         )
-        finite = _all_finite(model.params)
+        utility = _utility(backbone.name, metrics)
+        finite = (
+            _all_finite(model.params)
+            & jnp.isfinite(utility)
+            & jnp.all(jnp.isfinite(exact))
+        )
         record = EpochRecord(
-            utility=_utility(backbone.name, metrics),
+            utility=utility,
             surrogate=(
                 jnp.asarray(metrics["penalty_aux"], jnp.float32).reshape(m)
                 if m
@@ -191,9 +218,13 @@ def make_constrained_epoch(
             feasible=jnp.all(alm.violation(g, is_equality) <= 0.0),
             finite=finite,
         )
-        # Never carry a non-finite model forward: keep the previous state.
+        # Never carry a non-finite model forward: keep the previous state and
+        # halve its optimizers' step so that the next epoch takes smaller steps.
         model = jax.tree.map(
             lambda new, old: jnp.where(finite, new, old), model, carry.model
+        )
+        model = model.replace(
+            opt_state=scale_step_size(model.opt_state, jnp.where(finite, 1.0, 0.5))
         )
         dual = jax.tree.map(
             lambda new, old: jnp.where(finite, new, old), dual, carry.dual
@@ -214,6 +245,107 @@ def _utility(name, metrics):
 def _all_finite(tree) -> jax.Array:
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+MAX_DIVERGED_EPOCHS = 8
+"""Non-finite epochs in a row a fit tolerates (each halves the step) before
+stopping with :class:`TrainingDiverged`."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Training kept producing non-finite values; no model was kept."""
+
+
+@dataclasses.dataclass
+class _Run:
+    """Everything a constrained fit carries between epochs, and its checkpoint.
+
+    ``records`` holds one :class:`EpochRecord` per finished epoch (with a leading
+    model axis under the frontier's vmap); ``best``, ``best_epoch`` and
+    ``last_good`` hold one entry per model.
+    """
+
+    epoch: int
+    carry: ConstrainedState
+    records: list
+    best: list
+    best_epoch: list
+    last_good: list
+
+    def save(self, path: str | Path, fingerprint: str) -> None:
+        """Writes the run to ``path`` atomically (msgpack of arrays; no pickle)."""
+        count = len(self.best)
+        to_dict = flax.serialization.to_state_dict
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": fingerprint,
+            "epoch": self.epoch,
+            "carry": to_dict(jax.device_get(self.carry)),
+            "records": {
+                field: np.stack([np.asarray(getattr(r, field)) for r in self.records])
+                for field in EpochRecord._fields
+            }
+            if self.records
+            else {},
+            "has_best": np.asarray([b is not None for b in self.best]),
+            "best_epoch": np.asarray(self.best_epoch),
+            "best": {
+                str(k): to_dict(jax.device_get(b if b is not None else g))
+                for k, (b, g) in enumerate(zip(self.best, self.last_good, strict=True))
+            },
+            "last_good": {
+                str(k): to_dict(jax.device_get(self.last_good[k])) for k in range(count)
+            },
+        }
+        io.write_bytes(path, flax.serialization.msgpack_serialize(state))
+
+    @classmethod
+    def load(cls, path: str | Path, template: _Run, fingerprint: str) -> _Run:
+        """Reads a checkpoint written by :meth:`save` into ``template``'s structure.
+
+        Raises:
+          ValueError: the file is not a checkpoint, is truncated, or belongs to
+            another run (other data, seed, configuration or constraints).
+        """
+        try:
+            state = flax.serialization.msgpack_restore(Path(path).read_bytes())
+        except OSError as err:
+            raise ValueError(f"cannot read checkpoint {str(path)!r}: {err}") from None
+        except Exception:  # msgpack raises several unrelated types on bad bytes
+            raise ValueError(
+                f"{str(path)!r} is not a psygentab checkpoint (unreadable or "
+                "truncated); delete it to start afresh"
+            ) from None
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{str(path)!r} is not a psygentab checkpoint")
+        if state.get("fingerprint") != fingerprint:
+            raise ValueError(
+                f"checkpoint {str(path)!r} belongs to another run (different data, "
+                "seed, settings or constraints); delete it or choose another path"
+            )
+        from_dict = flax.serialization.from_state_dict
+        epoch = int(state["epoch"])
+        records = [
+            EpochRecord(*(state["records"][f][j] for f in EpochRecord._fields))
+            for j in range(epoch)
+        ]
+        count = len(template.best)
+        params = template.last_good[0]
+        last_good = [
+            from_dict(params, state["last_good"][str(k)]) for k in range(count)
+        ]
+        best = [
+            from_dict(params, state["best"][str(k)]) if state["has_best"][k] else None
+            for k in range(count)
+        ]
+        return cls(
+            epoch=epoch,
+            carry=from_dict(template.carry, state["carry"]),
+            records=records,
+            best=best,
+            best_epoch=[int(e) for e in state["best_epoch"]],
+            last_good=last_good,
+        )
 
 
 # ------------------------------------------------------------------ splits
@@ -305,6 +437,13 @@ class Synthesizer:
       reference: share of rows of fresh patients the surrogates compare against.
       dual: :class:`DualConfig`.
       config: a :class:`GANConfig` / :class:`VAEConfig` overriding the defaults.
+      mesh: a :class:`jax.sharding.Mesh` to train and sample on, data-parallel:
+        each minibatch's rows and each sampled chunk's rows are split along its
+        ``"data"`` axis (or its only axis), everything else is replicated.
+      devices: instead of ``mesh``, a one-axis mesh over the first ``devices``
+        devices (an int) or over the given devices. With neither, JAX's default
+        device is used. The model is the same on any mesh, to float rounding,
+        and so are the sampled rows.
     """
 
     def __init__(
@@ -318,9 +457,17 @@ class Synthesizer:
         reference: float = 0.1,
         dual: DualConfig | None = None,
         config: GANConfig | VAEConfig | None = None,
+        mesh: jax.sharding.Mesh | None = None,
+        devices: int | Sequence | None = None,
     ):
         if backbone not in ("gan", "vae"):
             raise ValueError(f"backbone must be 'gan' or 'vae', not {backbone!r}")
+        self.mesh = sharding.resolve(mesh, devices)
+        if batch_size is not None and batch_size % sharding.size(self.mesh):
+            raise ValueError(
+                f"batch_size={batch_size} does not split evenly over "
+                f"{sharding.size(self.mesh)} devices"
+            )
         self.backbone_name = backbone
         self.epochs = int(epochs)
         self.seed = int(seed)
@@ -352,6 +499,11 @@ class Synthesizer:
         )
         batch = self.batch_size or min(config.batch_size, max(64, n_train // 5))
         batch = min(batch, n_train)
+        if self.batch_size is None:
+            # Equal shares for every device of the mesh (whole packs for a GAN).
+            pac = config.pac if self.backbone_name == "gan" else 1
+            unit = math.lcm(sharding.size(self.mesh), pac)
+            batch = max(unit, batch // unit * unit)
         if self.backbone_name == "gan":
             batch = max(config.pac, batch // config.pac * config.pac)
             if self.config is None:
@@ -363,8 +515,14 @@ class Synthesizer:
         target = self.encoder.schema.target
         if target is not None and target not in self._categorical_columns():
             target = None
+        split = None if self.mesh is None else sharding.rows(self.mesh)
         return make(
-            self.encoder.layout, stats, config, target=target, penalty_fn=penalty_fn
+            self.encoder.layout,
+            stats,
+            config,
+            target=target,
+            penalty_fn=penalty_fn,
+            batch_sharding=split,
         )
 
     def _categorical_columns(self) -> list[str]:
@@ -391,6 +549,8 @@ class Synthesizer:
         group: str | None = None,
         callback: Callable[[int, dict], None] | None = None,
         data_path: str | None = None,
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 1,
     ) -> Synthesizer:
         """Fit on ``df`` under ``constraints`` (the defaults when ``None``).
 
@@ -404,6 +564,15 @@ class Synthesizer:
           callback: ``callback(epoch, record_dict)`` after every epoch.
           data_path: where ``df`` was read from, remembered (with its hash) so a
             loaded model can re-read its holdout for :meth:`audit`.
+          checkpoint: a file for the run's state, written atomically every
+            ``checkpoint_every`` epochs. When it exists, the fit resumes from it
+            (it must come from the same data, seed, settings and constraints)
+            and ends with exactly the model an uninterrupted fit gives.
+          checkpoint_every: epochs between checkpoints.
+
+        Raises:
+          TrainingDiverged: the losses stayed non-finite although every bad epoch
+            was discarded and the step size halved (see :data:`MAX_DIVERGED_EPOCHS`).
         """
         constraint_list = tuple(
             cons.parse(c)
@@ -417,8 +586,26 @@ class Synthesizer:
             group=group,
             data_path=data_path,
         )
-        self._train(callback)
+        self._train(
+            callback, checkpoint=checkpoint, checkpoint_every=int(checkpoint_every)
+        )
         return self
+
+    def _fingerprint(self, thresholds: np.ndarray) -> str:
+        """What a checkpoint must share with the run that resumes from it."""
+        facts = {
+            "data": self.data_info.get("sha256"),
+            "split": self.data_info.get("split"),
+            "schema": self.encoder.schema.to_json(),
+            "backbone": self.backbone_name,
+            "seed": self.seed,
+            "config": dataclasses.asdict(self._model_cfg),
+            "dual": dataclasses.asdict(self.dual_config),
+            "constraints": [str(c) for c in self.constraints],
+            "thresholds": np.asarray(thresholds, np.float32).tolist(),
+        }
+        text = json.dumps(facts, sort_keys=True, default=_json_default)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def _prepare(
         self,
@@ -435,6 +622,7 @@ class Synthesizer:
         schema = schema or infer_schema(df, target=target)
         if target is not None and schema.target != target:
             schema = Schema(schema.columns, target)
+        check_learnable(df, schema)
         if group is None:
             repeated = [n for n in schema.identifiers if df[n].duplicated().any()]
             group = repeated[0] if repeated else None
@@ -465,11 +653,26 @@ class Synthesizer:
             "sha256": _frame_digest(df),
         }
 
-    def _train(self, callback, thresholds: np.ndarray | None = None):
+    def _train(
+        self,
+        callback,
+        thresholds: np.ndarray | None = None,
+        *,
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 1,
+    ):
         """Train one model, or one per row of ``thresholds`` ``(K, m)`` (vmapped).
+
+        With ``checkpoint``, the whole run state (models, ALM states, per-epoch
+        records, best iterates) is written there atomically every
+        ``checkpoint_every`` epochs, and a run finds it there to resume from.
 
         Returns per-model ``(params, FitResult)`` pairs; for one model also stores
         them on ``self``.
+
+        Raises:
+          TrainingDiverged: more than :data:`MAX_DIVERGED_EPOCHS` epochs in a row
+            were non-finite (each one discarded, with the step size halved).
         """
         train = self._frames["train"]
         data = self.encoder.encode(train)
@@ -510,30 +713,62 @@ class Synthesizer:
             thresholds = jnp.asarray(thresholds, jnp.float32)
         else:
             count, thresholds = 1, jnp.asarray(aimed)
-        epoch = jax.jit(epoch)
-        device = [jnp.asarray(a) for a in (data, train_metric, reference_metric)]
+        epoch = sharding.jit_replicated(epoch, self.mesh)
+        device = sharding.replicate([data, train_metric, reference_metric], self.mesh)
+        thresholds = sharding.replicate(thresholds, self.mesh)
 
         def pick(tree, k):
             return jax.tree.map(lambda x: x[k], tree) if batched else tree
 
-        records = [[] for _ in range(count)]
-        best = [None] * count
-        best_epoch = [-1] * count
-        last_good = [pick(carry.model.params, k) for k in range(count)]
-        for i in range(self.epochs):
+        run = _Run(
+            epoch=0,
+            carry=carry,
+            records=[],
+            best=[None] * count,
+            best_epoch=[-1] * count,
+            last_good=[pick(carry.model.params, k) for k in range(count)],
+        )
+        fingerprint = None
+        if checkpoint is not None:
+            fingerprint = self._fingerprint(np.asarray(thresholds))
+            if Path(checkpoint).exists():
+                run = _Run.load(checkpoint, run, fingerprint)
+        streak = np.zeros(count, int)
+        for i in range(run.epoch, self.epochs):
             carry, record = epoch(
-                carry, *device, jax.random.fold_in(k_train, i), thresholds
+                sharding.replicate(run.carry, self.mesh),
+                *device,
+                sharding.replicate(jax.random.fold_in(k_train, i), self.mesh),
+                thresholds,
             )
             record = jax.tree.map(np.asarray, jax.device_get(record))
+            run.records.append(record)
             for k in range(count):
                 mine = pick(record, k)
-                records[k].append(mine)
-                if bool(mine.finite):
-                    last_good[k] = pick(carry.model.params, k)
-                    if bool(mine.feasible):
-                        best[k], best_epoch[k] = last_good[k], i
+                if not bool(mine.finite):
+                    streak[k] += 1
+                    continue
+                streak[k] = 0
+                run.last_good[k] = pick(carry.model.params, k)
+                if bool(mine.feasible):
+                    run.best[k], run.best_epoch[k] = run.last_good[k], i
+            run.carry, run.epoch = carry, i + 1
+            if streak.max() > MAX_DIVERGED_EPOCHS:
+                step = min(float(np.min(x)) for x in step_sizes(carry.model.opt_state))
+                raise TrainingDiverged(
+                    f"training diverged: {streak.max()} epochs in a row up to epoch "
+                    f"{i + 1} gave non-finite losses or parameters, even with the "
+                    f"step size cut to {step:g} of its value; nothing was saved "
+                    "(try a smaller learning rate or fewer constraints)"
+                )
+            if checkpoint is not None and (
+                run.epoch % checkpoint_every == 0 or run.epoch == self.epochs
+            ):
+                run.save(checkpoint, fingerprint)
             if callback is not None:
                 callback(i + 1, self._record_dict(pick(record, 0)))
+        records = [[pick(r, k) for r in run.records] for k in range(count)]
+        best, best_epoch, last_good = run.best, run.best_epoch, run.last_good
         outcomes = []
         for k in range(count):
             result = FitResult(
@@ -629,6 +864,7 @@ class Synthesizer:
             "multiplier": per("multiplier"),
             "penalty": per("penalty"),
             "feasible": [bool(r.feasible) for r in records],
+            "finite": [bool(r.finite) for r in records],
         }
 
     # ------------------------------------------------------------- sample
@@ -647,55 +883,220 @@ class Synthesizer:
         """``n`` synthetic rows as a frame of the schema's columns.
 
         With an ``exact_match`` constraint, no emitted row equals a training row:
-        matching rows are dropped and redrawn (a final check, not a hope).
+        matching rows are dropped and redrawn (a final check, not a hope). The
+        rows are those of :meth:`iter_samples`, concatenated.
 
         Args:
           n: rows to emit.
           condition: ``{column: value}`` (one categorical column) to sample only
             rows of that category, through the conditional vector.
           seed: sampling seed (defaults to the synthesizer's).
-          batch_size: rows per compiled sampling call.
+          batch_size: rows per compiled sampling call (see :meth:`iter_samples`).
+        """
+        frames = list(
+            self.iter_samples(n, condition=condition, seed=seed, chunk_rows=batch_size)
+        )
+        if not frames:
+            return self._empty_frame()
+        if len(frames) == 1:
+            return frames[0]
+        return pd.concat(frames, ignore_index=True)
+
+    def iter_samples(
+        self,
+        n: int,
+        *,
+        condition: dict | tuple | None = None,
+        seed: int | None = None,
+        chunk_rows: int = 65_536,
+    ) -> Iterator[pd.DataFrame]:
+        """``n`` synthetic rows as a stream of frames, in bounded memory.
+
+        Rows are drawn in blocks of :data:`SAMPLE_BLOCK`, block ``i`` from
+        ``fold_in(key, i)``, so the stream is one fixed sequence per seed: the
+        same rows come out whatever ``chunk_rows`` and whatever the mesh. Each
+        chunk is one compiled call that returns hard rows in compact form
+        (scalars and category codes, split over the mesh's devices); the device
+        draws chunk ``i + 1`` while chunk ``i`` is decoded on the host. With an
+        ``exact_match`` constraint, each chunk's rows that equal a training row
+        are dropped and later blocks make up for them.
+
+        Args:
+          n: rows to emit in all.
+          condition: as for :meth:`sample`.
+          seed: as for :meth:`sample`.
+          chunk_rows: rows per compiled call, rounded up to whole blocks for every
+            device; a frame holds at most that many rows.
+
+        Returns:
+          An iterator of frames with the schema's columns and a fresh index each;
+          their lengths add up to ``n``.
+
+        Raises:
+          ValueError: ``n`` negative, ``chunk_rows`` not positive, or a bad
+            ``condition`` (raised here, before the first frame).
         """
         self._check_fitted()
         if n < 0:
             raise ValueError("n must be non-negative")
+        if chunk_rows < 1:
+            raise ValueError("chunk_rows must be positive")
         cond = self._condition_vector(condition)
         key = jax.random.key(self.seed + 1 if seed is None else seed)
-        sample = self._jitted_sample()
-        forbid = self._forbidden_rows()
-        frames, have, draw = [], 0, 0
-        while have < n:
-            chunk = int(min(batch_size, max(n - have, 1)))
-            rows = sample(
-                self.params,
-                jax.random.fold_in(key, draw),
-                n=chunk,
-                cond=cond,
-                hard=True,
-            )
-            draw += 1
-            frame = self.encoder.decode(np.asarray(rows))
-            if forbid is not None:
-                hashes = _row_hashes(frame, self._learned_columns())
-                frame = frame[~np.isin(hashes, forbid)]
-            frames.append(frame)
-            have += len(frame)
-            if draw > 1000 + 10 * (n // max(batch_size, 1)):
-                raise RuntimeError(
-                    "could not draw enough rows that differ from every training row"
-                )
-        out = pd.concat(frames, ignore_index=True).iloc[:n] if frames else None
-        if out is None:
-            out = self.encoder.decode(np.zeros((0, self.encoder.layout.width)))
-        return out.reset_index(drop=True)
+        return self._stream(int(n), cond, key, int(chunk_rows))
 
-    def _jitted_sample(self):
-        """The backbone's ``sample``, jitted once per synthesizer."""
-        if getattr(self, "_sample_fn", None) is None:
-            self._sample_fn = jax.jit(
-                self._backbone.sample, static_argnames=("n", "hard")
+    def sample_to_file(
+        self,
+        path: str | Path,
+        n: int,
+        *,
+        condition: dict | tuple | None = None,
+        seed: int | None = None,
+        chunk_rows: int = 65_536,
+        progress: Callable[[int], None] | None = None,
+        row_group_rows: int = stream.ROW_GROUP_ROWS,
+    ) -> int:
+        """Write ``n`` synthetic rows to a CSV or Parquet file (by suffix).
+
+        The file is complete or absent: rows go to a temporary file in the same
+        folder, renamed onto ``path`` after the last one, and removed on any error
+        or interrupt. Memory stays bounded whatever ``n``: chunks are decoded while
+        the device draws the next one and a writer thread encodes them (Parquet:
+        row groups of ``row_group_rows`` rows, whatever ``chunk_rows``, so a seed
+        gives the same file bytes).
+
+        Args:
+          path: a ``.csv``, ``.parquet`` or ``.pq`` file.
+          n: rows to write.
+          condition, seed, chunk_rows: as for :meth:`iter_samples`.
+          progress: ``progress(rows_so_far)`` after each chunk.
+          row_group_rows: rows per Parquet row group.
+
+        Returns:
+          The number of rows written (``n``).
+        """
+        stream.check_suffix(path)
+        frames = self.iter_samples(
+            n, condition=condition, seed=seed, chunk_rows=chunk_rows
+        )
+        return stream.write_frames(
+            path,
+            frames,
+            empty=self._empty_frame(),
+            progress=progress,
+            row_group_rows=row_group_rows,
+        )
+
+    def set_mesh(self, mesh: jax.sharding.Mesh | None = None, *, devices=None):
+        """Run on ``mesh`` (or on ``devices``) from now on; ``None`` for one device.
+
+        A loaded model starts on JAX's default device; this spreads its sampling
+        (or a further fit) over several. Returns ``self``.
+        """
+        self.mesh = sharding.resolve(mesh, devices)
+        return self
+
+    def _stream(self, n: int, cond, key, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        """The generator behind :meth:`iter_samples` (arguments checked)."""
+        if n == 0:
+            return
+        mesh = sharding.local(self.mesh)
+        blocks, group = _chunk_plan(min(n, chunk_rows), sharding.size(mesh))
+        rows_per_call = blocks * SAMPLE_BLOCK
+        draw = self._compact_sampler(blocks, group, mesh)
+        params = self._sampling_params(mesh)
+        forbid = self._forbidden_rows()
+        columns = self._learned_columns()
+        limit = 1000 * rows_per_call + 10 * n
+
+        def launch(call: int):
+            # Threefry in its faster, non-partitionable form: every block is drawn
+            # whole on one device, so its bits do not depend on the partitioning.
+            with jax.threefry_partitionable(False):
+                return draw(params, key, np.uint32(call * blocks), cond)
+
+        have, calls, barren, pending = 0, 1, 0, launch(0)
+        while have < n:
+            ahead = None
+            if calls * rows_per_call < n:
+                ahead, calls = launch(calls), calls + 1
+            values, codes = jax.device_get(pending)
+            frame = self.encoder.decode_compact(
+                values.reshape(rows_per_call, values.shape[-1]),
+                codes.reshape(rows_per_call, codes.shape[-1]),
             )
-        return self._sample_fn
+            if forbid is not None:
+                hashes = _row_hashes(frame, columns)
+                frame = frame[~np.isin(hashes, forbid)]
+            frame = frame.iloc[: n - have].reset_index(drop=True)
+            have += len(frame)
+            barren = 0 if len(frame) else barren + 1
+            if len(frame):
+                yield frame
+            if have < n and (calls * rows_per_call > limit or barren >= BARREN_CALLS):
+                raise RuntimeError(
+                    "could not draw enough rows that differ from every training row "
+                    f"({have} of {n} after {calls * rows_per_call} draws)"
+                )
+            if have < n and ahead is None:
+                ahead, calls = launch(calls), calls + 1
+            pending = ahead
+
+    def _compact_sampler(self, blocks: int, group: int, mesh):
+        """The jitted draw of ``blocks`` blocks of compact hard rows (cached).
+
+        ``draw(params, key, first, cond) -> (values, codes)`` draws blocks
+        ``first, ..., first + blocks - 1``: a loop over steps of ``group`` blocks
+        per device (a step's rows stay in cache; one wide batch spills it), each
+        step's blocks split over ``mesh``. The outputs have shape ``(steps,
+        blocks per step, SAMPLE_BLOCK, k)``, blocks in order when flattened.
+        """
+        cache = getattr(self, "_samplers", None)
+        if cache is None or cache[0] is not self._backbone:
+            cache = self._samplers = (self._backbone, {})
+        found = cache[1].get((blocks, group, mesh))
+        if found is not None:
+            return found
+        sample = self._backbone.sample_compact
+        width = group * sharding.size(mesh)
+        split = None
+        if mesh is not None:
+            split = jax.sharding.NamedSharding(
+                mesh, jax.sharding.PartitionSpec(None, sharding.data_axis(mesh))
+            )
+
+        def draw(params, key, first, cond):
+            index = first + jnp.arange(blocks, dtype=jnp.uint32)
+            index = index.reshape(blocks // width, width)
+            if split is not None:
+                index = jax.lax.with_sharding_constraint(index, split)
+
+            def block(i):
+                return sample(params, jax.random.fold_in(key, i), SAMPLE_BLOCK, cond)
+
+            return jax.lax.map(jax.vmap(block), index)
+
+        found = jax.jit(draw) if split is None else jax.jit(draw, out_shardings=split)
+        cache[1][(blocks, group, mesh)] = found
+        return found
+
+    def _sampling_params(self, mesh):
+        """The parameters, replicated over the sampling mesh (cached)."""
+        placed = getattr(self, "_placed", None)
+        if placed is None or placed[0] is not self.params or placed[1] != mesh:
+            value = self.params
+            if mesh is not None:
+                value = sharding.replicate(self.params, mesh)
+            placed = self._placed = (self.params, mesh, value)
+        return placed[2]
+
+    def _empty_frame(self) -> pd.DataFrame:
+        """Zero rows with the schema's columns and dtypes."""
+        layout = self.encoder.layout
+        return self.encoder.decode_compact(
+            np.zeros((0, len(layout.scalar_blocks)), np.float32),
+            np.zeros((0, len(layout.softmax_blocks)), np.int32),
+        )
 
     def _learned_columns(self) -> list[str]:
         return list(dict.fromkeys(b.column for b in self.encoder.layout.blocks))
@@ -745,14 +1146,36 @@ class Synthesizer:
             raise ValueError(
                 "this model does not know its training table; pass data= to audit"
             )
+        if not Path(path).is_file():
+            raise ValueError(
+                f"this model was fitted on {path!r}, which is gone; pass the "
+                "training table as data= (--data)"
+            )
         return self.attach_data(io.read_table(path))
 
     def attach_data(self, df: pd.DataFrame) -> dict[str, pd.DataFrame]:
-        """Re-attach the training table of a loaded model (checked by hash)."""
+        """Re-attach the training table of a loaded model (checked by hash).
+
+        Raises:
+          SchemaError: ``df`` lacks columns of the model's schema or has columns
+            the schema does not list (a table of another study), or has the same
+            columns but other rows (its SHA-256 differs).
+        """
+        names = self.encoder.schema.names
+        present = [str(c) for c in df.columns]
+        missing = [n for n in names if n not in present]
+        extra = [n for n in present if n not in names]
+        if missing or extra:
+            found = [f"lacks its columns {missing}"] if missing else []
+            found += [f"has columns it does not list {extra}"] if extra else []
+            raise SchemaError(
+                "the table does not match this model's schema: it "
+                + " and ".join(found)
+            )
         if _frame_digest(df) != self.data_info.get("sha256"):
-            raise ValueError(
-                "the table differs from the one this model was fitted on "
-                "(SHA-256 mismatch)"
+            raise SchemaError(
+                "the table differs from the one this model was fitted on (same "
+                "columns, other values: SHA-256 mismatch)"
             )
         split = self.data_info["split"]
         self._frames = {
@@ -898,8 +1321,14 @@ class Synthesizer:
 
     # ---------------------------------------------------------- save/load
     def save(self, path: str | Path) -> Path:
-        """Write the model to one file (msgpack; no pickle), atomically."""
+        """Write the model to one file (msgpack; no pickle), atomically.
+
+        Raises:
+          ValueError: the parameters are not all finite (nothing is written).
+        """
         self._check_fitted()
+        if not bool(_all_finite(self.params)):
+            raise ValueError("refusing to save a model with non-finite parameters")
         payload = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -932,8 +1361,13 @@ class Synthesizer:
     def load(cls, path: str | Path) -> Synthesizer:
         """Read a model written by :meth:`save`; never executes code from the file.
 
+        The file is msgpack holding plain data (strings, numbers, raw bytes) and
+        JSON; nothing in it is unpickled or evaluated, and an array's bytes are
+        only ever read with ``np.frombuffer``.
+
         Raises:
-          ValueError: not a model file, a truncated one, or another format version.
+          ValueError: not a model file, a truncated or damaged one, or another
+            format version.
         """
         path = Path(path)
         try:
@@ -946,11 +1380,24 @@ class Synthesizer:
             ) from None
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ValueError(f"{str(path)!r} is not a psygentab model file")
-        if payload.get("version") != FORMAT_VERSION:
+        version = payload.get("version")
+        if type(version) is not int or version != FORMAT_VERSION:
             raise ValueError(
-                f"{str(path)!r} has model format version {payload.get('version')}; "
+                f"{str(path)!r} has model format version {version!r}; "
                 f"this psygentab reads version {FORMAT_VERSION}"
             )
+        try:
+            return cls._from_payload(payload, path)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise ValueError(
+                f"{str(path)!r} is a damaged psygentab model file "
+                f"({type(err).__name__}: {detail})"
+            ) from None
+
+    @classmethod
+    def _from_payload(cls, payload: dict, path: Path) -> Synthesizer:
+        """The model described by an unpacked, version-checked payload."""
         meta = json.loads(payload["meta"])
         config_cls = GANConfig if meta["backbone"] == "gan" else VAEConfig
         config = config_cls(
@@ -983,11 +1430,22 @@ class Synthesizer:
             synth.params = flax.serialization.from_bytes(template, payload["params"])
         except Exception:
             raise ValueError(
-                f"{str(path)!r}: parameters do not fit the model's architecture"
+                "its parameters do not fit the model's architecture"
             ) from None
         if meta.get("result"):
             synth.result = FitResult(**meta["result"])
         return synth
+
+
+def _chunk_plan(rows: int, devices: int) -> tuple[int, int]:
+    """``(blocks, group)`` of a sampling call that covers ``rows`` rows.
+
+    Every device draws ``group`` blocks per step and the same number of steps, so
+    ``blocks`` is ``rows`` rounded up to whole steps on every device.
+    """
+    per_device = -(-rows // (SAMPLE_BLOCK * devices))
+    group = max(1, min(SAMPLE_GROUP, per_device))
+    return -(-per_device // group) * group * devices, group
 
 
 def _training_thresholds(constraint_list, margin: float) -> np.ndarray:

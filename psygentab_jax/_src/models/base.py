@@ -22,6 +22,12 @@ table's category counts and a frozen config:
   (conditions drawn from the training frequencies) or a conditional vector of shape
   (cond_width,) or (n, cond_width); the conditioned block of each row is set to the
   requested one-hot. ``n`` and ``hard`` are static.
+``sample_compact(params, key, n, cond=None) -> (values, codes)``
+  ``n`` hard rows as float32 scalars (n, scalar blocks) and int32 categories
+  (n, softmax blocks), the encoder's compact form: the rows of ``sample(...,
+  hard=True)`` in distribution, drawn with one uniform per softmax block instead of
+  one Gumbel variable per entry, and never materialized as one-hot blocks. The
+  sampling path for large ``n``.
 
 The penalty hook: a factory's ``penalty_fn(fake_rows, penalty_args) -> (penalty,
 aux)`` maps soft synthetic rows of shape (b, d) to a scalar that is added to the
@@ -36,6 +42,7 @@ from typing import Any, NamedTuple
 
 import flax.struct
 import jax
+import optax
 
 from psygentab_jax._src.layout import Layout
 
@@ -72,6 +79,8 @@ class Backbone(NamedTuple):
       init: ``init(key) -> TrainState``.
       epoch: ``epoch(state, data, key, penalty_args) -> (state, metrics)``.
       sample: ``sample(params, key, n, cond=None, *, hard=False) -> rows``.
+      sample_compact: ``sample_compact(params, key, n, cond=None) -> (values,
+        codes)``: ``n`` hard rows in compact form, or ``None``.
     """
 
     name: str
@@ -81,6 +90,7 @@ class Backbone(NamedTuple):
     init: Callable[[Array], TrainState]
     epoch: Callable[..., tuple[TrainState, dict]]
     sample: Callable[..., Array]
+    sample_compact: Callable[..., tuple[Array, Array]] | None = None
 
 
 def no_penalty(rows: Array, penalty_args: Any) -> tuple[Array, dict]:
@@ -92,3 +102,42 @@ def no_penalty(rows: Array, penalty_args: Any) -> tuple[Array, dict]:
 def epoch_mean(tree: Any) -> Any:
     """Means over the leading (step) axis of a scanned metrics pytree."""
     return jax.tree.map(lambda leaf: jax.numpy.mean(leaf, axis=0), tree)
+
+
+def with_step_size(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+    """``inner`` followed by a step-size factor kept in the optimizer state.
+
+    The factor starts at 1 (the updates are unchanged, bit for bit) and lives in
+    the state so that a trainer can shrink it with :func:`scale_step_size` after a
+    divergence, without retracing.
+    """
+    return optax.chain(inner, optax.inject_hyperparams(optax.scale)(step_size=1.0))
+
+
+def scale_step_size(opt_state: Any, factor: Array) -> Any:
+    """Multiplies every step-size factor of :func:`with_step_size` in ``opt_state``.
+
+    Args:
+      opt_state: an optimizer state pytree (any nesting).
+      factor: a scalar (or an array broadcasting against the factors, e.g. one
+        per vmapped model).
+
+    Returns:
+      ``opt_state`` with its ``step_size`` hyperparameters multiplied by ``factor``.
+    """
+
+    def scale(path, leaf):
+        named = any(getattr(key, "key", None) == "step_size" for key in path)
+        return leaf * factor if named else leaf
+
+    return jax.tree_util.tree_map_with_path(scale, opt_state)
+
+
+def step_sizes(opt_state: Any) -> list[Array]:
+    """The step-size factors of :func:`with_step_size` found in ``opt_state``."""
+    found = jax.tree_util.tree_flatten_with_path(opt_state)[0]
+    return [
+        leaf
+        for path, leaf in found
+        if any(getattr(key, "key", None) == "step_size" for key in path)
+    ]

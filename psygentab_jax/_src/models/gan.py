@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from psygentab_jax._src import sharding
 from psygentab_jax._src.layout import Layout
 from psygentab_jax._src.models import heads
 from psygentab_jax._src.models.base import (
@@ -40,6 +41,7 @@ from psygentab_jax._src.models.base import (
     TrainState,
     epoch_mean,
     no_penalty,
+    with_step_size,
 )
 
 Array = jax.Array
@@ -121,9 +123,11 @@ class Critic(nn.Module):
 
 
 def _adam(lr: float, config: GANConfig) -> optax.GradientTransformation:
-    return optax.chain(
-        optax.add_decayed_weights(config.weight_decay),
-        optax.adam(lr, b1=config.betas[0], b2=config.betas[1]),
+    return with_step_size(
+        optax.chain(
+            optax.add_decayed_weights(config.weight_decay),
+            optax.adam(lr, b1=config.betas[0], b2=config.betas[1]),
+        )
     )
 
 
@@ -134,6 +138,7 @@ def make_gan(
     *,
     target: str | None = None,
     penalty_fn: PenaltyFn | None = None,
+    batch_sharding: jax.sharding.NamedSharding | None = None,
 ) -> Backbone:
     """Builds a conditional WGAN-GP backbone.
 
@@ -146,6 +151,10 @@ def make_gan(
         sampling; ``None`` picks a column per row uniformly.
       penalty_fn: ``penalty_fn(fake_rows (b, d), penalty_args) -> (scalar, aux)``,
         added to the generator loss at every generator step.
+      batch_sharding: splits each minibatch's rows (real rows and conditions)
+        across a mesh's data axis (:func:`psygentab_jax._src.sharding.rows`);
+        ``None`` leaves placement to JAX. With ``batch_size`` a multiple of
+        ``pac`` times the devices, every device holds whole packs.
 
     Returns:
       The backbone (see :mod:`psygentab_jax._src.models.base`).
@@ -157,7 +166,11 @@ def make_gan(
     spec = heads.CondSpec.from_layout(layout)
     d, c, e = layout.width, spec.width, config.embedding_dim
     frequencies = jnp.asarray(data_stats.frequencies())
+    table = heads.condition_table(spec, data_stats.frequencies())
     target_column = None if target is None else spec.index_of(target)
+
+    def shard(x):
+        return sharding.constrain_rows(x, batch_sharding)
 
     generator = Generator(config.generator_dim, d)
     critic = Critic(config.discriminator_dim, config.pac, config.dropout)
@@ -238,14 +251,14 @@ def make_gan(
 
         def real_batch(key, rows):
             if not c:
-                return data[rows], jnp.zeros((b, 0))
+                return shard(data[shard(rows)]), jnp.zeros((b, 0))
             cond, picked = heads.sample_training_conditions(key, index, spec, b)
-            return data[picked], cond
+            return shard(data[shard(picked)]), shard(cond)
 
         def fake_conditions(key):
             if not c:
                 return jnp.zeros((b, 0))
-            return heads.sample_training_conditions(key, index, spec, b)[0]
+            return shard(heads.sample_training_conditions(key, index, spec, b)[0])
 
         def step(carry, inputs):
             params, opt_state = carry
@@ -308,13 +321,33 @@ def make_gan(
 
     def sample(params, key, n: int, cond=None, *, hard: bool = False) -> Array:
         k_cond, k_gen = jax.random.split(key)
-        if not c:
-            cond = jnp.zeros((n, 0))
-        elif cond is None:
-            cond = heads.sample_conditions(k_cond, spec, frequencies, n, target_column)
-        else:
-            cond = jnp.broadcast_to(jnp.asarray(cond, jnp.float32), (n, c))
+        cond = heads.requested_conditions(
+            cond,
+            n,
+            c,
+            lambda: heads.sample_conditions(
+                k_cond, spec, frequencies, n, target_column
+            ),
+        )
         rows, _ = generate(params["generator"], k_gen, cond, hard)
         return heads.force_condition(rows, cond, spec) if c else rows
 
-    return Backbone("gan", layout, config, c, init, epoch, sample)
+    def sample_compact(params, key, n: int, cond=None) -> tuple[Array, Array]:
+        k_cond, k_z, k_pick = jax.random.split(key, 3)
+        cond = heads.requested_conditions(
+            cond,
+            n,
+            c,
+            lambda: heads.draw_conditions(k_cond, spec, table, n, target_column),
+        )
+        z = jax.random.normal(k_z, (n, e))
+        inputs = jnp.concatenate([z, cond], axis=1)
+        logits = generator.apply(params["generator"], inputs)
+        picks = jax.random.uniform(k_pick, (n, len(layout.softmax_blocks)))
+        values, codes = heads.hard_compact(logits, layout, picks)
+        codes = heads.force_codes(codes, cond, spec, layout) if c else codes
+        return values, codes
+
+    return Backbone(
+        "gan", layout, config, c, init, epoch, sample, sample_compact=sample_compact
+    )

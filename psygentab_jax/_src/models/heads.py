@@ -327,6 +327,121 @@ def sample_conditions(
     return jax.nn.one_hot(position, spec.width)
 
 
+def condition_table(spec: CondSpec, frequencies: np.ndarray) -> np.ndarray:
+    """Per-column cumulative category shares, for :func:`draw_conditions`.
+
+    Args:
+      spec: the conditional-vector layout.
+      frequencies: shape (spec.width,): each category's share within its column.
+
+    Returns:
+      float32 array of shape (columns, widest block): row ``j`` holds the running
+      share of column ``j``'s categories; its last category and the padding hold
+      ``inf``, so counting the entries at or below a uniform ``u`` in [0, 1) gives
+      a category index.
+    """
+    widest = max((b.width for b in spec.blocks), default=1)
+    table = np.full((max(len(spec.blocks), 1), widest), np.inf, np.float32)
+    frequencies = np.asarray(frequencies, np.float64)
+    for j, (block, offset) in enumerate(zip(spec.blocks, spec.offsets, strict=True)):
+        shares = frequencies[offset : offset + block.width]
+        running = np.cumsum(shares) / max(shares.sum(), 1e-30)
+        table[j, : block.width - 1] = running[:-1]
+    return table
+
+
+def draw_conditions(
+    key: Array,
+    spec: CondSpec,
+    table: np.ndarray,
+    batch: int,
+    column: int | None = None,
+) -> Array:
+    """Conditions drawn from the training frequencies, two uniforms per row.
+
+    The same distribution as :func:`sample_conditions` (a column uniformly, or
+    ``column``; then a category with its training share), found by inverting the
+    column's cumulative shares instead of arg-maxing Gumbel noise over every entry.
+
+    Args:
+      key: PRNG key.
+      spec: the conditional-vector layout.
+      table: :func:`condition_table` of the training frequencies.
+      batch: number of conditions b.
+      column: position of the column to condition on; ``None`` picks one per row.
+
+    Returns:
+      Conditional vectors, shape (b, spec.width).
+    """
+    u = jax.random.uniform(key, (batch, 2))
+    count = len(spec.blocks)
+    if column is None:
+        chosen = jnp.minimum(jnp.floor(u[:, 0] * count).astype(jnp.int32), count - 1)
+    else:
+        chosen = jnp.full((batch,), column, jnp.int32)
+    running = jnp.asarray(table)[chosen]
+    within = jnp.sum(running <= u[:, 1:], axis=1)
+    position = jnp.asarray(spec.offsets, jnp.int32)[chosen] + within
+    return jax.nn.one_hot(position, spec.width)
+
+
+def hard_compact(logits: Array, layout: Layout, uniforms: Array) -> tuple[Array, Array]:
+    """Hard rows in compact form, straight from a generator's raw outputs.
+
+    Scalar blocks get ``tanh``; each softmax block gets one category drawn from
+    ``softmax(logits)`` by inverting its cumulative sum at one uniform. That is the
+    distribution of the arg max of ``logits + Gumbel noise``, which
+    :func:`activate` emits with ``hard=True``, for one random number per block
+    instead of one per entry.
+
+    Args:
+      logits: raw outputs, shape (b, layout.width).
+      layout: the table's layout.
+      uniforms: shape (b, len(layout.softmax_blocks)), uniforms in [0, 1).
+
+    Returns:
+      ``(values, codes)``: float32 (b, len(layout.scalar_blocks)) and int32
+      (b, len(layout.softmax_blocks)), the form of
+      :meth:`~psygentab_jax.TableEncoder.encode_compact`.
+    """
+    values = [jnp.tanh(logits[:, b.start]) for b in layout.scalar_blocks]
+    codes = []
+    for index, block in enumerate(layout.softmax_blocks):
+        segment = logits[:, block.slice]
+        weight = jnp.exp(segment - jnp.max(segment, axis=1, keepdims=True))
+        running = jnp.cumsum(weight, axis=1)
+        target = uniforms[:, index : index + 1] * running[:, -1:]
+        codes.append(jnp.sum(running[:, :-1] <= target, axis=1, dtype=jnp.int32))
+    b = logits.shape[0]
+    values = jnp.stack(values, axis=1) if values else jnp.zeros((b, 0), logits.dtype)
+    codes = jnp.stack(codes, axis=1) if codes else jnp.zeros((b, 0), jnp.int32)
+    return values, codes
+
+
+def force_codes(codes: Array, cond: Array, spec: CondSpec, layout: Layout) -> Array:
+    """:func:`force_condition` for compact rows: conditioned blocks take the code.
+
+    Args:
+      codes: int32 (b, len(layout.softmax_blocks)).
+      cond: conditional vectors, shape (b, spec.width) or (spec.width,).
+      spec: the conditional-vector layout.
+      layout: the table's layout.
+
+    Returns:
+      ``codes`` with the code of every block whose conditional span is non-zero
+      replaced by the requested category.
+    """
+    where = {b.start: i for i, b in enumerate(layout.softmax_blocks)}
+    cond = jnp.broadcast_to(cond, (codes.shape[0], spec.width))
+    for block, offset in zip(spec.blocks, spec.offsets, strict=True):
+        span = cond[:, offset : offset + block.width]
+        active = jnp.sum(span, axis=1) > 0
+        index = where[block.start]
+        asked = jnp.argmax(span, axis=1).astype(codes.dtype)
+        codes = codes.at[:, index].set(jnp.where(active, asked, codes[:, index]))
+    return codes
+
+
 def row_conditions(key: Array, rows: Array, spec: CondSpec) -> Array:
     """Each row's own category in a uniformly chosen categorical column.
 
@@ -385,3 +500,22 @@ def minibatch_indices(key: Array, n: int, batch: int, min_steps: int = 1) -> Arr
     perm = jax.random.permutation(key, n).astype(jnp.int32)
     padded = jnp.concatenate([perm] * (-(-steps * batch // n)))[: steps * batch]
     return padded.reshape(steps, batch)
+
+
+def requested_conditions(cond, n: int, width: int, draw) -> Array:
+    """The conditional vectors of ``n`` sampled rows.
+
+    Args:
+      cond: ``None`` (draw them), or one vector of shape (width,) or (n, width).
+      n: number of rows.
+      width: entries of the conditional vector (0: no categorical column).
+      draw: ``draw() -> (n, width)``, called only when ``cond`` is ``None``.
+
+    Returns:
+      float32 array of shape (n, width).
+    """
+    if not width:
+        return jnp.zeros((n, 0))
+    if cond is None:
+        return draw()
+    return jnp.broadcast_to(jnp.asarray(cond, jnp.float32), (n, width))

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from psygentab_jax._src import sharding
 from psygentab_jax._src.layout import Layout
 from psygentab_jax._src.models import heads
 from psygentab_jax._src.models.base import (
@@ -36,6 +37,7 @@ from psygentab_jax._src.models.base import (
     TrainState,
     epoch_mean,
     no_penalty,
+    with_step_size,
 )
 
 Array = jax.Array
@@ -107,6 +109,7 @@ def make_vae(
     *,
     target: str | None = None,
     penalty_fn: PenaltyFn | None = None,
+    batch_sharding: jax.sharding.NamedSharding | None = None,
 ) -> Backbone:
     """Builds a conditional VAE backbone.
 
@@ -120,6 +123,10 @@ def make_vae(
       penalty_fn: ``penalty_fn(fake_rows (b, d), penalty_args) -> (scalar, aux)``,
         evaluated on ``config.penalty_batch`` soft rows sampled from the prior and
         added to the loss at every step.
+      batch_sharding: splits each minibatch's rows across a mesh's data axis
+        (:func:`psygentab_jax._src.sharding.rows`); ``None`` leaves placement to
+        JAX. Placement only: the results are one device's up to the order of
+        float sums.
 
     Returns:
       The backbone (see :mod:`psygentab_jax._src.models.base`).
@@ -130,15 +137,22 @@ def make_vae(
     spec = heads.CondSpec.from_layout(layout)
     d, c, e = layout.width, spec.width, config.embedding_dim
     frequencies = jnp.asarray(data_stats.frequencies())
+    table = heads.condition_table(spec, data_stats.frequencies())
     target_column = None if target is None else spec.index_of(target)
     scalar = jnp.asarray(
         [b.kind == "scalar" for b in layout.blocks for _ in range(b.width)]
     )
+    scalar_at = jnp.asarray([b.start for b in layout.scalar_blocks], jnp.int32)
+
+    def shard(x):
+        return sharding.constrain_rows(x, batch_sharding)
 
     encoder = Encoder(config.compress_dims, e)
     decoder = Decoder(config.decompress_dims, d)
-    optimizer = optax.chain(
-        optax.add_decayed_weights(config.weight_decay), optax.adam(config.lr)
+    optimizer = with_step_size(
+        optax.chain(
+            optax.add_decayed_weights(config.weight_decay), optax.adam(config.lr)
+        )
     )
 
     def init(key: Array) -> TrainState:
@@ -193,7 +207,7 @@ def make_vae(
         if use_penalty:
             k_z, k_c, k_dec = jax.random.split(k_prior, 3)
             m = config.penalty_batch
-            prior_z = jax.random.normal(k_z, (m, e))
+            prior_z = shard(jax.random.normal(k_z, (m, e)))
             fake = decode(params, k_dec, prior_z, conditions(k_c, m, None), False)
             penalty, aux = penalty_fn(fake, penalty_args)
         else:
@@ -215,7 +229,7 @@ def make_vae(
             params, opt_state = carry
             rows, key = inputs
             grads, metrics = jax.grad(loss_fn, has_aux=True)(
-                params, data[rows], key, penalty_args
+                params, shard(data[shard(rows)]), key, penalty_args
             )
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
@@ -237,4 +251,23 @@ def make_vae(
         z = jax.random.normal(k_z, (n, e))
         return decode(params, k_dec, z, conditions(k_cond, n, cond), hard)
 
-    return Backbone("vae", layout, config, c, init, epoch, sample)
+    def sample_compact(params, key, n: int, cond=None) -> tuple[Array, Array]:
+        k_cond, k_z, k_pick, k_noise = jax.random.split(key, 4)
+        cond = heads.requested_conditions(
+            cond,
+            n,
+            c,
+            lambda: heads.draw_conditions(k_cond, spec, table, n, target_column),
+        )
+        z = jax.random.normal(k_z, (n, e))
+        logits = decoder.apply(params["decoder"], jnp.concatenate([z, cond], axis=1))
+        picks = jax.random.uniform(k_pick, (n, len(layout.softmax_blocks)))
+        values, codes = heads.hard_compact(logits, layout, picks)
+        noise = params["sigma"][scalar_at] * jax.random.normal(k_noise, values.shape)
+        values = jnp.clip(values + noise, -1.0, 1.0)
+        codes = heads.force_codes(codes, cond, spec, layout) if c else codes
+        return values, codes
+
+    return Backbone(
+        "vae", layout, config, c, init, epoch, sample, sample_compact=sample_compact
+    )
