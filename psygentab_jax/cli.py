@@ -53,16 +53,21 @@ class _Progress:
         self.total, self.label, self.quiet = total, label, quiet
         self.unit, self.every = unit, every
         self.start = self.shown = time.perf_counter()
+        # The rate counts from the first report on, so that a resumed fit (whose
+        # first report is past 0) shows its own pace.
+        self.first: tuple[int, float] | None = None
 
     def __call__(self, done: int, info: dict | None = None) -> None:
         if self.quiet:
             return
         now = time.perf_counter()
+        if self.first is None:
+            self.first = (done, now)
         if done < self.total and now - self.shown < self.every:
             return
         self.shown = now
-        elapsed = now - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
+        base, since = self.first
+        rate = (done - base) / (now - since) if done > base and now > since else None
         width = 24
         filled = int(width * done / max(self.total, 1))
         bar = "#" * filled + "." * (width - filled)
@@ -70,7 +75,12 @@ class _Progress:
         if info and "feasible" in info:
             extra = "  feasible" if info["feasible"] else "  violated"
         end = "\n" if done >= self.total else ""
-        speed = f"{rate:,.0f} {self.unit}/s" if self.unit else f"{rate:.2f}/s"
+        if rate is None:
+            speed = "..."
+        elif self.unit:
+            speed = f"{rate:,.0f} {self.unit}/s"
+        else:
+            speed = f"{rate:.2f}/s"
         print(
             f"\r{self.label} [{bar}] {done}/{self.total} {speed}{extra}",
             end=end,
