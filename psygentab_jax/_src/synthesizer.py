@@ -779,7 +779,6 @@ class Synthesizer:
             )
             outcomes.append((best[k] if best[k] is not None else last_good[k], result))
         self._backbone = self._build(stats, config)
-        self._sample_fn = None
         if not batched:
             self.params, self.result = outcomes[0]
         return outcomes
@@ -1424,7 +1423,6 @@ class Synthesizer:
             tuple(np.asarray(c) for c in meta["category_counts"]), meta["n_rows"]
         )
         synth._backbone = synth._build(synth._stats, config)
-        synth._sample_fn = None
         template = synth._backbone.init(jax.random.key(0)).params
         try:
             synth.params = flax.serialization.from_bytes(template, payload["params"])
