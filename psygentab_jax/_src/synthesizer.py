@@ -574,6 +574,8 @@ class Synthesizer:
           TrainingDiverged: the losses stayed non-finite although every bad epoch
             was discarded and the step size halved (see :data:`MAX_DIVERGED_EPOCHS`).
         """
+        if int(checkpoint_every) < 1:
+            raise ValueError("checkpoint_every must be at least 1")
         constraint_list = tuple(
             cons.parse(c)
             for c in (DEFAULT_CONSTRAINTS if constraints is None else constraints)
