@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+for path in (str(ROOT), str(ROOT / "benchmarks")):  # run from a checkout
+    if path not in sys.path:
+        sys.path.insert(0, path)
 DATA = Path(os.environ.get("PSYGENTAB_DATA", ROOT.parent / "shared" / "data"))
 
 # key: (label, kind, options)
@@ -94,20 +95,10 @@ def resample(metric, rows: int, numeric, noise: float, rng) -> np.ndarray:
 def matmul_peak(size: int = 4096, repeats: int = 5) -> tuple[float, float]:
     """Best GFLOP/s of a jitted float32 ``size x size`` matmul: per wall second and
     per CPU second (all threads of the process)."""
-    import jax
-    import jax.numpy as jnp
+    import flops  # imports jax: kept out of the scikit-learn workers
 
-    a = jnp.asarray(np.random.default_rng(0).normal(size=(size, size)), jnp.float32)
-    matmul = jax.jit(lambda x: x @ x)
-    matmul(a).block_until_ready()
-    best_wall = best_cpu = np.inf
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        matmul(a).block_until_ready()
-        best_wall = min(best_wall, time.perf_counter() - wall)
-        best_cpu = min(best_cpu, time.process_time() - cpu)
-    flops = 2 * size**3
-    return flops / best_wall / 1e9, flops / best_cpu / 1e9
+    peak = flops.matmul_peak(size, repeats=repeats)
+    return peak["wall_gflops"], peak["cpu_gflops"]
 
 
 def worker(method: str, options: dict, data: Path, blocks: tuple[int, int]) -> dict:

@@ -36,9 +36,9 @@ import os
 import time
 import warnings
 
+import flops  # benchmarks/flops.py: this script's folder is on sys.path
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pandas as pd
 
 import psygentab_jax as pg
@@ -49,15 +49,7 @@ DATA = os.environ.get("PSYGENTAB_DATA", "/work/shared/data")
 
 def matmul_peak(size: int = 4096, repeats: int = 5) -> float:
     """Float32 matmul FLOP/s of this machine, best of ``repeats``."""
-    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-    dot = jax.jit(jnp.dot)
-    dot(a, a).block_until_ready()
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        dot(a, a).block_until_ready()
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+    return flops.matmul_peak(size, repeats=repeats)["wall_gflops"] * 1e9
 
 
 def mlp_macs(widths) -> int:

@@ -208,18 +208,8 @@ def epoch_row(log, sweep, size, kind, backbone, x, epochs, peak, **extra):
     seconds = bench_models.time_ours(backbone, x, epochs)
     params = backbone.init(jax.random.key(0)).params
     work = flops.step_flops(backbone, params) * flops.epoch_steps(backbone, len(x))
-    return log.add(
-        section="training",
-        sweep=sweep,
-        size=size,
-        tool="ours",
-        kind=kind,
-        seconds=seconds,
-        gflops=work / seconds / 1e9,
-        peak_share=work / seconds / 1e9 / peak,
-        width=int(x.shape[1]),
-        rows=len(x),
-        **extra,
+    return _training_row(
+        log, sweep, size, "ours", kind, seconds, work, peak, x.shape[1], len(x), extra
     )
 
 
@@ -230,17 +220,26 @@ def peer_epoch_row(log, sweep, size, kind, frame, epochs, peak, **extra):
     step = bench_models.gan_step_flops if kind == "gan" else bench_models.vae_step_flops
     steps = max(len(frame) // 500, 1) if kind == "gan" else -(-len(frame) // 500)
     work = step(d, c) * steps
+    return _training_row(
+        log, sweep, size, "sdv", kind, seconds, work, peak, d, len(frame), extra
+    )
+
+
+def _training_row(
+    log, sweep, size, tool, kind, seconds, work, peak, width, rows, extra
+):
+    """One epoch-time row: ``work`` FLOPs in ``seconds``, against ``peak`` GFLOP/s."""
     return log.add(
         section="training",
         sweep=sweep,
         size=size,
-        tool="sdv",
+        tool=tool,
         kind=kind,
         seconds=seconds,
         gflops=work / seconds / 1e9,
         peak_share=work / seconds / 1e9 / peak,
-        width=int(d),
-        rows=len(frame),
+        width=int(width),
+        rows=rows,
         **extra,
     )
 
