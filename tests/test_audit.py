@@ -249,3 +249,30 @@ def test_block_knn_traced_reference_count_ignores_padding():
     )
     np.testing.assert_allclose(found.distance, expected, rtol=1e-5, atol=1e-5)
     assert int(found.index.max()) < 40
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_block_knn_neighbours_in_one_block(k):
+    # A query's k nearest rows sit in k different groups of one reference block:
+    # the first pass must keep k groups of that block, and the exact pass must
+    # find every one of them.
+    rng = np.random.default_rng(7)
+    reference = rng.normal(size=(1000, 4)).astype(np.float32)
+    close = [490, 498, 506]  # groups 61, 62, 63 of block 3 (rows 384-511)
+    reference[close] = reference[498] + 1e-3 * rng.normal(size=(3, 4))
+    queries = np.concatenate([reference[close] + 1e-4, rng.normal(size=(60, 4))])
+    queries = queries.astype(np.float32)
+    found = jax.jit(
+        functools.partial(
+            audit.block_knn, k=k, query_block=16, reference_block=128, group=8
+        )
+    )(queries, reference)
+    expected, _ = (
+        NearestNeighbors(n_neighbors=k, algorithm="brute")
+        .fit(reference)
+        .kneighbors(queries)
+    )
+    np.testing.assert_allclose(found.distance, expected, rtol=1e-5, atol=1e-6)
+    assert np.all(np.diff(found.distance, axis=1) >= 0)
+    assert all(len(set(row)) == k for row in np.asarray(found.index).tolist())
+    assert set(np.asarray(found.index)[0].tolist()) == set(close[:k])

@@ -7,7 +7,9 @@ the expansion ``||a||^2 + ||b||^2 - 2 a.b``: the reference norms ride along as o
 extra column, so the matmul returns ``||b||^2 - 2 a.b`` directly (the query norm is
 constant along a row and does not change the ranking). Rows are centred on the
 reference mean first, which leaves distances unchanged and shrinks the rounding of
-the expansion; the few survivors of each query are then re-measured directly.
+the expansion. The nearest-neighbour search reduces each block to the minimum of
+every small group of reference rows and keeps a few groups per query; the rows of
+those groups are then measured directly, so no index is tracked in the stream.
 
 The functions here are pure and jittable with the block sizes static;
 :func:`nearest_neighbors` and :func:`kde_log_density_np` are the drivers, which pad
@@ -17,6 +19,7 @@ inputs into a few shape buckets and compile once per bucket.
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -84,18 +87,18 @@ def _block_scores(q_block, r_block):
 
 
 def _smallest(scores, count):
-    """The ``count`` smallest scores of each query (column) and their rows.
+    """The ``count`` smallest scores of each column and their row numbers.
 
     A min pass, then an index pass (the first row attaining the min), then the
-    winner is masked out; two plain reductions per neighbour run faster on CPU
+    winner is masked out: two plain reductions per pick, which run faster on CPU
     than a variadic argmin or a sort.
 
     Args:
-      scores: ``shape=(reference_block, query_block)``.
-      count: how many to keep.
+      scores: ``shape=(rows, q)``.
+      count: how many to keep, at most ``rows``.
 
     Returns:
-      Values and row indices, each ``shape=(query_block, count)``, ascending.
+      Values and row numbers, each ``shape=(q, count)``, ascending.
     """
     height = scores.shape[0]
     row = lax.broadcasted_iota(jnp.int32, scores.shape, 0)
@@ -110,19 +113,60 @@ def _smallest(scores, count):
     return jnp.stack(values, axis=1), jnp.stack(indices, axis=1)
 
 
-def _merge(best_values, best_indices, values, indices):
-    """Keep the smallest ``c`` of a running list and a block's candidates."""
-    count = best_values.shape[1]
-    if count == 1:
-        take = values < best_values
-        return (
-            jnp.where(take, values, best_values),
-            jnp.where(take, indices, best_indices),
-        )
-    all_values = jnp.concatenate([best_values, values], axis=1)
-    all_indices = jnp.concatenate([best_indices, indices], axis=1)
-    neg, position = lax.top_k(-all_values, count)
-    return -neg, jnp.take_along_axis(all_indices, position, axis=1)
+def _insert(best_values, best_ids, value, ids):
+    """Insert one candidate per query into sorted running lists.
+
+    Args:
+      best_values: ``shape=(q, slots)``, ascending along a row.
+      best_ids: ``shape=(q, slots)``, what each value belongs to.
+      value: ``shape=(q,)``, the new candidate of each query.
+      ids: ``shape=(q,)`` int32, carried with ``value``.
+
+    Returns:
+      The lists with ``value`` placed in order and the largest entry dropped; a
+      value equal to an entry goes after it.
+    """
+    value, ids = value[:, None], ids[:, None]
+    below = value < best_values
+    # Entries at or after the newcomer's place move one slot right.
+    shifted_values = jnp.concatenate([value, best_values[:, :-1]], axis=1)
+    shifted_ids = jnp.concatenate([ids, best_ids[:, :-1]], axis=1)
+    below_before = jnp.concatenate(
+        [jnp.zeros_like(below[:, :1]), below[:, :-1]], axis=1
+    )
+    land = below & ~below_before
+    new_values = jnp.where(land, value, shifted_values)
+    new_ids = jnp.where(land, ids, shifted_ids)
+    return (
+        jnp.where(below, new_values, best_values),
+        jnp.where(below, new_ids, best_ids),
+    )
+
+
+def _k_smallest(sq, rows, k):
+    """The ``k`` smallest entries of each row of ``sq`` and their row numbers.
+
+    Ties go to the smallest row number, so the answer does not depend on the
+    order the candidates were gathered in; a row listed twice is one candidate.
+
+    Args:
+      sq: ``shape=(q, c)`` squared distances (``inf`` for padding).
+      rows: ``shape=(q, c)`` int32 reference row numbers.
+      k: how many to keep.
+
+    Returns:
+      ``(sq, rows)`` of the winners, each ``shape=(q, k)``, ascending.
+    """
+    past_end = jnp.iinfo(jnp.int32).max
+    values, indices = [], []
+    for step in range(k):
+        value = jnp.min(sq, axis=1)
+        index = jnp.min(jnp.where(sq <= value[:, None], rows, past_end), axis=1)
+        values.append(value)
+        indices.append(index)
+        if step + 1 < k:
+            sq = jnp.where(rows == index[:, None], jnp.inf, sq)
+    return jnp.stack(values, axis=1), jnp.stack(indices, axis=1)
 
 
 def block_knn(
@@ -135,19 +179,27 @@ def block_knn(
     reference_block: int = 2048,
     pad_to: int = 8,
     n_reference: int | jax.Array | None = None,
+    group: int = 32,
 ) -> Neighbors:
     """Exact ``k`` nearest neighbours under the Euclidean distance, in blocks.
 
-    Candidates are ranked by the matmul expansion; the ``k + extra`` best of each
-    query are then re-measured directly as ``sum((a - b)^2)`` and re-ranked, so the
-    distances returned carry no cancellation error (an exact duplicate is at 0) and
-    a near tie lost to rounding is recovered among the extra candidates.
+    Two passes. The first streams reference blocks through the matmul expansion;
+    a block's scores are reduced to the minimum of each ``group`` of consecutive
+    reference rows, and only the ``k + extra`` groups with the smallest minima
+    are kept per query (at most ``k`` from one block). The ``k`` nearest rows lie
+    in those groups: a group holding one of them has a minimum at most its
+    score, so dropping it would take ``k`` groups of the same block, or ``k +
+    extra`` groups in all, with minima no larger, that is more closer rows than
+    a ``k``-th nearest can have. The second pass measures every row of the kept
+    groups directly as ``sum((a - b)^2)``, so the distances returned carry no
+    cancellation error (an exact duplicate is at 0); the ``extra`` groups absorb
+    near ties that the expansion's rounding could mis-rank.
 
     Args:
       queries: rows to search for, ``shape=(n, d)``, float32.
       reference: rows to search among, ``shape=(m, d)``, with ``m >= k + extra``.
       k: neighbours returned per query.
-      extra: additional candidates kept for the exact re-ranking.
+      extra: additional candidate groups kept for the exact pass.
       query_block: query rows per block (the last block is padded).
       reference_block: reference rows per block (the last block is padded).
       pad_to: the feature width (plus the norm column) is padded to a multiple of
@@ -156,6 +208,9 @@ def block_knn(
         padding, never returned); ``None`` for all. It may be traced, so callers
         can pad to a few bucketed shapes and compile once per bucket. Must be at
         least ``k + extra``.
+      group: reference rows per candidate group (reduced to a divisor of
+        ``reference_block``); the exact pass reads ``(k + extra) * group`` rows
+        per query.
 
     Returns:
       :class:`Neighbors` with ``distance`` and ``index`` of ``shape=(n, k)``.
@@ -176,33 +231,43 @@ def block_knn(
         reference_block=reference_block,
         pad_to=pad_to,
     )
-    offsets = jnp.arange(r_blocks.shape[0], dtype=jnp.int32) * reference_block
+    n_blocks = r_blocks.shape[0]
+    group = math.gcd(group, reference_block)
+    per_block = reference_block // group
+    picks = min(k, per_block)
+    first_group = jnp.arange(n_blocks, dtype=jnp.int32) * per_block
     q_rows = jnp.pad(queries, ((0, q_blocks.shape[0] * query_block - n), (0, 0)))
     q_rows = q_rows.reshape(-1, query_block, d)
+    r_groups = jnp.pad(reference, ((0, n_blocks * reference_block - m), (0, 0)))
+    r_groups = r_groups.reshape(n_blocks * per_block, group, d)
+    within = jnp.arange(group, dtype=jnp.int32)
 
     def search(block):
         q_block, rows = block
 
         def step(carry, r_item):
-            r_block, offset = r_item
-            values, indices = _smallest(_block_scores(q_block, r_block), count)
-            return _merge(*carry, values, indices + offset), None
+            r_block, first = r_item
+            scores = _block_scores(q_block, r_block)  # (reference_block, query_block)
+            lowest = jnp.min(scores.reshape(per_block, group, -1), axis=1)
+            values, groups = _smallest(lowest, picks)
+            for j in range(picks):
+                carry = _insert(*carry, values[:, j], groups[:, j] + first)
+            return carry, None
 
         init = (
             jnp.full((query_block, count), jnp.inf, jnp.float32),
             jnp.zeros((query_block, count), jnp.int32),
         )
-        (_, indices), _ = lax.scan(step, init, (r_blocks, offsets))
+        (_, chosen), _ = lax.scan(step, init, (r_blocks, first_group))
 
-        # Exact re-measure of the survivors; memory query_block * count * d.
-        indices = jnp.minimum(indices, valid - 1)
-        diff = rows[:, None, :] - reference[indices]
-        sq = jnp.sum(diff * diff, axis=-1)
-        order = jnp.argsort(sq, axis=1, stable=True)[:, :k]
-        return (
-            jnp.sqrt(jnp.take_along_axis(sq, order, axis=1)),
-            jnp.take_along_axis(indices, order, axis=1),
-        )
+        # Exact pass; memory query_block * count * group * d. Slots never filled
+        # point at group 0: real rows, so extra candidates, never wrong ones.
+        diff = rows[:, None, None, :] - r_groups[chosen]
+        sq = jnp.sum(diff * diff, axis=-1).reshape(query_block, -1)
+        index = (chosen[:, :, None] * group + within).reshape(sq.shape)
+        sq = jnp.where(index < valid, sq, jnp.inf)
+        sq, index = _k_smallest(sq, index, k)
+        return jnp.sqrt(sq), index
 
     distance, index = lax.map(search, (q_blocks, q_rows))
     return Neighbors(distance.reshape(-1, k)[:n], index.reshape(-1, k)[:n])
