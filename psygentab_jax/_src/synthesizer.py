@@ -1011,8 +1011,9 @@ class Synthesizer:
         limit = 1000 * rows_per_call + 10 * n
 
         def launch(call: int):
-            # Threefry in its faster, non-partitionable form: every block is drawn
-            # whole on one device, so its bits do not depend on the partitioning.
+            # The blocks' keys (fold_in, split, counter_rng's key words) are
+            # Threefry's, whose values depend on this flag: pin it, so a seed gives
+            # the same rows whatever the global setting.
             with jax.threefry_partitionable(False):
                 return draw(params, key, np.uint32(call * blocks), cond)
 

@@ -27,7 +27,9 @@ table's category counts and a frozen config:
   (n, softmax blocks), the encoder's compact form: the rows of ``sample(...,
   hard=True)`` in distribution, drawn with one uniform per softmax block instead of
   one Gumbel variable per entry, and never materialized as one-hot blocks. The
-  sampling path for large ``n``.
+  sampling path for large ``n``; its draws come from
+  :mod:`~psygentab_jax._src.counter_rng` (a few times faster than ``jax.random``
+  on CPU), so its rows are not those of ``sample`` for the same key.
 
 The penalty hook: a factory's ``penalty_fn(fake_rows, penalty_args) -> (penalty,
 aux)`` maps soft synthetic rows of shape (b, d) to a scalar that is added to the

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from psygentab_jax._src import sharding
+from psygentab_jax._src import counter_rng, sharding
 from psygentab_jax._src.layout import Layout
 from psygentab_jax._src.models import heads
 from psygentab_jax._src.models.base import (
@@ -340,10 +340,10 @@ def make_gan(
             c,
             lambda: heads.draw_conditions(k_cond, spec, table, n, target_column),
         )
-        z = jax.random.normal(k_z, (n, e))
+        z = counter_rng.normal(k_z, (n, e))
         inputs = jnp.concatenate([z, cond], axis=1)
         logits = generator.apply(params["generator"], inputs)
-        picks = jax.random.uniform(k_pick, (n, len(layout.softmax_blocks)))
+        picks = counter_rng.uniform(k_pick, (n, len(layout.softmax_blocks)))
         values, codes = heads.hard_compact(logits, layout, picks)
         codes = heads.force_codes(codes, cond, spec, layout) if c else codes
         return values, codes

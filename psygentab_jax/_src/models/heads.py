@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from psygentab_jax._src import counter_rng
 from psygentab_jax._src.layout import Block, Layout
 
 Array = jax.Array
@@ -362,6 +363,7 @@ def draw_conditions(
     The same distribution as :func:`sample_conditions` (a column uniformly, or
     ``column``; then a category with its training share), found by inverting the
     column's cumulative shares instead of arg-maxing Gumbel noise over every entry.
+    For sampling only: the uniforms come from :mod:`counter_rng`.
 
     Args:
       key: PRNG key.
@@ -373,7 +375,7 @@ def draw_conditions(
     Returns:
       Conditional vectors, shape (b, spec.width).
     """
-    u = jax.random.uniform(key, (batch, 2))
+    u = counter_rng.uniform(key, (batch, 2))
     count = len(spec.blocks)
     if column is None:
         chosen = jnp.minimum(jnp.floor(u[:, 0] * count).astype(jnp.int32), count - 1)

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from psygentab_jax._src import sharding
+from psygentab_jax._src import counter_rng, sharding
 from psygentab_jax._src.layout import Layout
 from psygentab_jax._src.models import heads
 from psygentab_jax._src.models.base import (
@@ -259,11 +259,11 @@ def make_vae(
             c,
             lambda: heads.draw_conditions(k_cond, spec, table, n, target_column),
         )
-        z = jax.random.normal(k_z, (n, e))
+        z = counter_rng.normal(k_z, (n, e))
         logits = decoder.apply(params["decoder"], jnp.concatenate([z, cond], axis=1))
-        picks = jax.random.uniform(k_pick, (n, len(layout.softmax_blocks)))
+        picks = counter_rng.uniform(k_pick, (n, len(layout.softmax_blocks)))
         values, codes = heads.hard_compact(logits, layout, picks)
-        noise = params["sigma"][scalar_at] * jax.random.normal(k_noise, values.shape)
+        noise = params["sigma"][scalar_at] * counter_rng.normal(k_noise, values.shape)
         values = jnp.clip(values + noise, -1.0, 1.0)
         codes = heads.force_codes(codes, cond, spec, layout) if c else codes
         return values, codes
