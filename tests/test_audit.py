@@ -276,3 +276,28 @@ def test_block_knn_neighbours_in_one_block(k):
     assert np.all(np.diff(found.distance, axis=1) >= 0)
     assert all(len(set(row)) == k for row in np.asarray(found.index).tolist())
     assert set(np.asarray(found.index)[0].tolist()) == set(close[:k])
+
+
+@pytest.mark.parametrize("n_train", [400, 200])
+def test_audit_reuses_searches_without_changing_a_figure(n_train):
+    # audit_privacy skips two searches whose answers it already has (the DCR
+    # share's synthetic -> train pass and the distance attack null's non-members
+    # -> reference pass); its figures must equal the standalone functions' on the
+    # same subsamples. With 400 training rows nothing is subsampled to size; with
+    # 200 the holdout is, so one reuse changes side.
+    rng = np.random.default_rng(11)
+    synthetic, train = mixed_rows(rng, 300), mixed_rows(rng, n_train)
+    holdout = mixed_rows(rng, 300)
+    report = audit.audit_privacy(synthetic, train, holdout, seed=4)
+
+    assert report.dcr_share == audit.dcr_share(synthetic, train, holdout, seed=4)
+    order = np.random.default_rng(4)
+    shuffled = holdout[order.permutation(len(holdout))]
+    reference, non_members = shuffled[:150], shuffled[150:]
+    assert report.dcr_share_holdout == audit.dcr_share(
+        non_members, train, reference, seed=5
+    )
+    members = train[order.choice(n_train, min(n_train, 150), False)]
+    null = audit.distance_attack(reference, members, non_members[: len(members)])
+    assert report.mia_distance_auc_holdout == null.auc
+    assert report.mia_distance_tpr_at_1pct_fpr_holdout == null.tpr_at_1pct_fpr

@@ -163,11 +163,32 @@ def dcr_share(
     Returns:
       The share, in ``[0, 1]``.
     """
-    train, holdout = _equal_sizes(_rows(train), _rows(holdout), seed)
+    return _dcr_share(synthetic, train, holdout, seed, tol, **search)[0]
+
+
+def _dcr_share(synthetic, train, holdout, seed, tol, *, known=None, **search):
+    """:func:`dcr_share`, reusing distances a caller already has.
+
+    ``known`` maps ``"train"`` or ``"holdout"`` to the ``(n,)`` DCRs of the
+    synthetic rows to that whole set; one is used where that set is not
+    subsampled, so no search runs twice. Returns ``(share, to_train,
+    to_holdout)``, the last two the DCRs to the (possibly subsampled) sets.
+    """
+    train, holdout = _rows(train), _rows(holdout)
+    equal = _equal_sizes(train, holdout, seed)
     synthetic = _rows(synthetic)
-    return _share_closer(
-        dcr(synthetic, train, **search), dcr(synthetic, holdout, **search), tol
-    )
+    known = known or {}
+    found = []
+    for name, full, part in zip(
+        ("train", "holdout"), (train, holdout), equal, strict=True
+    ):
+        given = known.get(name)
+        found.append(
+            given
+            if given is not None and part is full
+            else dcr(synthetic, part, **search)
+        )
+    return _share_closer(found[0], found[1], tol), found[0], found[1]
 
 
 def _equal_sizes(a: np.ndarray, b: np.ndarray, seed: int):
@@ -641,18 +662,29 @@ def audit_privacy(
     median = (float(np.median(syn_dcr)), float(np.median(hold_dcr)))
     p5 = (float(np.percentile(syn_dcr, 5)), float(np.percentile(hold_dcr, 5)))
 
-    share = dcr_share(synthetic, train, holdout, seed=seed, tol=exact_tol, **search)
+    # Each search runs once: the DCR share reuses the DCR of the synthetic rows to
+    # the whole training set, and the distance attack's null reuses the distances
+    # of the non-members to the reference half that the DCR share's null found.
+    share = _dcr_share(
+        synthetic, train, holdout, seed, exact_tol, known={"train": syn_dcr}, **search
+    )[0]
     shuffled = holdout[rng.permutation(len(holdout))]
     half = len(shuffled) // 2
     reference, non_members = shuffled[:half], shuffled[half:]
-    share_null = dcr_share(
-        non_members, train, reference, seed=seed + 1, tol=exact_tol, **search
+    share_null, _, non_member_to_reference = _dcr_share(
+        non_members, train, reference, seed + 1, exact_tol, **search
     )
 
     members = train[rng.choice(len(train), min(len(train), len(non_members)), False)]
     non_members = non_members[: len(members)]
     distance_mia = distance_attack(synthetic, members, non_members, **search)
-    distance_null = distance_attack(reference, members, non_members, **search)
+    if len(reference) <= len(train):  # the null's reference was not subsampled
+        distance_null = _attack(
+            -dcr(members, reference, **search),
+            -non_member_to_reference[: len(members)],
+        )
+    else:
+        distance_null = distance_attack(reference, members, non_members, **search)
     density_mia = density_attack(
         synthetic, members, non_members, reference, bandwidth=bandwidth, **search
     )
