@@ -47,8 +47,31 @@ def test_normal_is_standard_normal_and_finite():
     assert abs(z.var() - 1.0) < TOL * np.sqrt(2)
     assert abs(stats.kurtosis(z)) < TOL * np.sqrt(24)
 
-    edges = np.asarray(jax.jit(counter_rng._gaussian)(EDGES))
-    assert np.isfinite(edges).all() and edges[0] == -edges[1] and 5 < edges[1] < 6
+    # Tails: P(|z| > 3) = 0.0027, standard error ~1e-4 at N.
+    tail = 2 * stats.norm.sf(3)
+    assert abs(np.mean(np.abs(z) > 3) - tail) < 5 * np.sqrt(tail / N)
+    # The two halves of a Box-Muller pair share a radius, yet are independent.
+    half = N // 2
+    assert abs(_corr(z[:half], z[half:])) < TOL
+    assert abs(_corr(z[:half] ** 2, z[half:] ** 2)) < TOL
+
+    # The extreme radius words: u1 = 2^-24 gives the largest radius, u1 = 1 zero.
+    cos, sin = jax.jit(counter_rng._box_muller)(EDGES, jnp.zeros(2, jnp.uint32))
+    radius = np.hypot(np.asarray(cos, np.float64), np.asarray(sin, np.float64))
+    np.testing.assert_allclose(radius, [np.sqrt(48 * np.log(2)), 0.0], atol=1e-6)
+
+
+def test_box_muller_angle_is_accurate_on_every_quarter_turn():
+    # One angle word in 4096 (every cell of 2^12 across the whole turn), radius
+    # words fixed; the polynomial sine and cosine against float64 numpy.
+    words = np.arange(0, 2**32, 2**12, dtype=np.uint64).astype(np.uint32)
+    radius = np.float64(np.float32(np.sqrt(48 * np.log(2))))
+    cos, sin = jax.jit(counter_rng._box_muller)(
+        jnp.zeros(words.shape, jnp.uint32), jnp.asarray(words)
+    )
+    theta = 2 * np.pi * (words >> 8).astype(np.float64) * 2.0**-24
+    np.testing.assert_allclose(np.asarray(cos) / radius, np.cos(theta), atol=3e-7)
+    np.testing.assert_allclose(np.asarray(sin) / radius, np.sin(theta), atol=3e-7)
 
 
 def test_every_bit_is_balanced():
