@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from psygentab_jax import cli
+from psygentab_jax._src.layout import Block, Layout
 from psygentab_jax._src.models.gan import make_gan
-from psygentab_jax._src.models.heads import condition_vector
+from psygentab_jax._src.models.heads import condition_vector, hard_compact
 from psygentab_jax._src.models.vae import make_vae
 from psygentab_jax._src.schema import SchemaError
 from psygentab_jax._src.synthesizer import Synthesizer, _row_hashes
@@ -109,6 +110,37 @@ def test_compact_draws_follow_the_hard_samples_distribution(synth, kind, conditi
         assert np.all(np.abs(column) <= 1.0)
         assert abs(column.mean() - dense[:, block.start].mean()) < 0.03
         assert abs(column.std() - dense[:, block.start].std()) < 0.03
+
+
+@pytest.mark.parametrize("widths", [(2, 5, 14), (40, 3), (1, 33)])
+def test_hard_compact_inverts_each_blocks_softmax_at_its_uniform(widths):
+    """Codes are the inverse CDF of each block's softmax, for narrow blocks (summed
+    column by column) and wide ones (``cumsum``), checked against float64 NumPy."""
+    blocks, start = [Block("x", "scalar", "value", 0, 1)], 1
+    for i, width in enumerate(widths):
+        blocks.append(Block(f"c{i}", "softmax", "category", start, width))
+        start += width
+    layout = Layout(tuple(blocks))
+    n = 4000
+    logits = 3.0 * jax.random.normal(jax.random.key(0), (n, layout.width))
+    uniforms = jax.random.uniform(jax.random.key(1), (n, len(widths)))
+    values, codes = jax.jit(hard_compact, static_argnums=1)(logits, layout, uniforms)
+    np.testing.assert_allclose(values[:, 0], np.tanh(logits[:, 0]), rtol=1e-6)
+    logits, uniforms, codes = (
+        np.asarray(a, np.float64) for a in (logits, uniforms, codes)
+    )
+    for index, block in enumerate(layout.softmax_blocks):
+        weight = np.exp(
+            logits[:, block.slice] - logits[:, block.slice].max(1, keepdims=True)
+        )
+        running = np.cumsum(weight, axis=1)
+        target = uniforms[:, index : index + 1] * running[:, -1:]
+        expected = np.sum(running[:, :-1] <= target, axis=1)
+        # float32 sums may fall on the other side of a boundary within rounding
+        near = np.any(np.abs(running[:, :-1] - target) < 1e-5 * running[:, -1:], axis=1)
+        assert near.mean() < 0.01
+        np.testing.assert_array_equal(codes[~near, index], expected[~near])
+        assert codes[:, index].min() >= 0 and codes[:, index].max() <= block.width - 1
 
 
 def test_parquet_file_has_every_row_in_fixed_row_groups(synth, tmp_path):

@@ -387,6 +387,10 @@ def draw_conditions(
     return jax.nn.one_hot(position, spec.width)
 
 
+_UNROLLED_CUMSUM = 32
+"""Widest softmax block whose running sum :func:`hard_compact` unrolls."""
+
+
 def hard_compact(logits: Array, layout: Layout, uniforms: Array) -> tuple[Array, Array]:
     """Hard rows in compact form, straight from a generator's raw outputs.
 
@@ -411,9 +415,23 @@ def hard_compact(logits: Array, layout: Layout, uniforms: Array) -> tuple[Array,
     for index, block in enumerate(layout.softmax_blocks):
         segment = logits[:, block.slice]
         weight = jnp.exp(segment - jnp.max(segment, axis=1, keepdims=True))
-        running = jnp.cumsum(weight, axis=1)
-        target = uniforms[:, index : index + 1] * running[:, -1:]
-        codes.append(jnp.sum(running[:, :-1] <= target, axis=1, dtype=jnp.int32))
+        u = uniforms[:, index]
+        if block.width > _UNROLLED_CUMSUM:
+            running = jnp.cumsum(weight, axis=1)
+            target = u[:, None] * running[:, -1:]
+            codes.append(jnp.sum(running[:, :-1] <= target, axis=1, dtype=jnp.int32))
+            continue
+        # A narrow block's running sums, column by column in order, fuse into one
+        # loop with the exp and the count; on XLA:CPU that made heart_disease_uci's
+        # whole compact draw (15 blocks of 2-14) 1.2-1.3x faster than jnp.cumsum.
+        running = [weight[:, 0]]
+        for j in range(1, block.width):
+            running.append(running[-1] + weight[:, j])
+        target = u * running[-1]
+        code = jnp.zeros(u.shape, jnp.int32)
+        for partial in running[:-1]:
+            code = code + (partial <= target).astype(jnp.int32)
+        codes.append(code)
     b = logits.shape[0]
     values = jnp.stack(values, axis=1) if values else jnp.zeros((b, 0), logits.dtype)
     codes = jnp.stack(codes, axis=1) if codes else jnp.zeros((b, 0), jnp.int32)
