@@ -6,6 +6,7 @@ import json
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -39,6 +40,41 @@ def test_parse_constraints():
         cons.parse("dcr_share is small")
     with pytest.raises(ValueError, match="unknown metric 'dcr'"):
         cons.parse("dcr <= 1")
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_repeated_metrics_are_computed_once_with_the_same_values(soft):
+    """Constraints on one metric at several thresholds share one value and one
+    gradient: ``evaluate`` equals each metric computed on its own."""
+    rng = np.random.default_rng(0)
+    train, reference, synthetic = (
+        jnp.asarray(rng.normal(size=(n, 4)), jnp.float32) for n in (60, 40, 50)
+    )
+    context = cons.Context(numeric=(0, 1, 2, 3), target=None)
+    refs = cons.make_references(train, reference, context)
+    texts = ["dcr_share <= 0.5", "mia_auc <= 0.6", "dcr_share <= 0.7", "nndr >= 0.1"]
+    texts += ["mia_auc <= 0.55"]
+    constraint_list = tuple(cons.parse(t) for t in texts)
+
+    def values(x):
+        return cons.evaluate(constraint_list, x, refs, context, soft=soft)
+
+    found = jax.jit(values)(synthetic)
+    for i, c in enumerate(constraint_list):
+        alone = cons.metric_value(c.metric, synthetic, refs, context, soft=soft)
+        np.testing.assert_allclose(found[i], alone, rtol=1e-6)
+    assert found[0] == found[2] and found[1] == found[4] and found[0] != found[1]
+    if soft:  # the shared value's gradient reaches the rows once per constraint
+        weights = jnp.arange(1.0, 6.0)
+        grad = jax.grad(lambda x: jnp.dot(weights, values(x)))(synthetic)
+        expected = sum(
+            w
+            * jax.grad(
+                lambda x, c=c: cons.metric_value(c.metric, x, refs, context, soft=True)
+            )(synthetic)
+            for w, c in zip(weights, constraint_list, strict=True)
+        )
+        np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_holdout_never_trained_on_and_splits_disjoint(fitted, heart):

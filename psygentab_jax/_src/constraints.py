@@ -381,10 +381,17 @@ def evaluate(
     *,
     soft: bool,
 ) -> jax.Array:
-    """All constraint metrics, ``(m,)``, on one batch (see :func:`metric_value`)."""
+    """All constraint metrics, ``(m,)``, on one batch (see :func:`metric_value`).
+
+    Each distinct metric is computed once: constraints that bound one metric at
+    several thresholds (or from both sides) share its value and its gradient.
+    """
     if not constraints:
         return jnp.zeros((0,))
-    values = [
-        metric_value(c.metric, synthetic, refs, context, soft=soft) for c in constraints
-    ]
-    return jnp.stack(values).astype(jnp.float32)
+    names = list(dict.fromkeys(c.metric for c in constraints))
+    values = jnp.stack(
+        [metric_value(name, synthetic, refs, context, soft=soft) for name in names]
+    ).astype(jnp.float32)
+    if len(names) == len(constraints):
+        return values
+    return values[jnp.asarray([names.index(c.metric) for c in constraints])]
