@@ -164,8 +164,17 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from psygentab_jax._src.synthesizer import Synthesizer
+    import jax
 
+    from psygentab_jax._src import sharding
+    from psygentab_jax._src.synthesizer import Synthesizer, part_rows
+
+    part = args.part
+    if sharding.initialize() and part is None:  # a multi-host launch: one part each
+        part = (jax.process_index(), jax.process_count())
+    out = args.out if part is None else part_path(args.out, *part)
+    if part is not None and Path(out).resolve() == Path(args.model).resolve():
+        raise ValueError(f"--out part {out!r} is the model file; choose another path")
     synth = Synthesizer.load(args.model)
     synth.set_mesh(_mesh(args.devices))
     condition = None
@@ -174,17 +183,39 @@ def _sample(args: argparse.Namespace) -> int:
         if not sep:
             raise ValueError(f"--condition must be COL=VALUE, not {args.condition!r}")
         condition = {column: value}
-    progress = _Progress(args.n, "sample", args.quiet, unit="rows", every=0.25)
+    total = args.n if part is None else part_rows(args.n, *part)
+    progress = _Progress(total, "sample", args.quiet, unit="rows", every=0.25)
     rows = synth.sample_to_file(
-        args.out,
+        out,
         args.n,
         condition=condition,
         seed=args.seed,
         chunk_rows=args.chunk_rows,
         progress=progress,
+        part=part,
     )
-    print(f"wrote {rows} rows to {args.out}", file=sys.stderr)
+    print(f"wrote {rows} rows to {out}", file=sys.stderr)
     return 0
+
+
+def part_path(out: str, index: int, count: int) -> str:
+    """The file of part ``index`` of ``count``: ``rows.parquet`` ->
+    ``rows-00001-of-00004.parquet``."""
+    path = Path(out)
+    return str(path.with_name(f"{path.stem}-{index:05d}-of-{count:05d}{path.suffix}"))
+
+
+def _part(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    try:
+        value = (int(index), int(count)) if sep else None
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value[0] < value[1]:
+        raise argparse.ArgumentTypeError(
+            f"expected K/P with 0 <= K < P (part K of P), not {text!r}"
+        )
+    return value
 
 
 def _load_with_data(args):
@@ -390,6 +421,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_devices,
         default=None,
         help="sample on the first N devices, or 'all' (default: one device)",
+    )
+    sample.add_argument(
+        "--part",
+        type=_part,
+        default=None,
+        help="write part K of P (from 0) of the N rows to OUT-0000K-of-0000P.SUFFIX, "
+        "for P hosts or jobs (default: the whole sample; in a multi-host launch, "
+        "each process its own part)",
     )
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(run=_sample)

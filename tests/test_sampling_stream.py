@@ -65,10 +65,7 @@ def test_every_chunk_is_filtered_for_training_rows(synth):
     hashes = _row_hashes(rows, COLUMNS)
     assert not np.isin(hashes, _training_hashes(synth)).any()
     # The filter had work to do: without it, training rows come out.
-    free = Synthesizer.__new__(Synthesizer)
-    free.__dict__.update(synth.__dict__)
-    free.constraints = ()
-    unfiltered = _row_hashes(free.sample(4000), COLUMNS)
+    unfiltered = _row_hashes(_unfiltered(synth).sample(4000), COLUMNS)
     assert np.isin(unfiltered, _training_hashes(synth)).any()
 
 
@@ -259,3 +256,78 @@ def test_cli_sample_writes_parquet(synth, tmp_path, capsys):
         "model.psygentab",
         "rows.parquet",
     ]
+
+
+def _unfiltered(model):
+    """``model`` without its constraints: no row is dropped, so blocks line up."""
+    free = Synthesizer.__new__(Synthesizer)
+    free.__dict__.update(model.__dict__)
+    free.constraints = ()
+    return free
+
+
+def test_parts_take_every_pth_block_of_the_stream(synth):
+    free = _unfiltered(synth)
+    whole = free.sample(6 * 1024, seed=5)
+    for index in range(3):
+        part = pd.concat(
+            list(free.iter_samples(6 * 1024, seed=5, chunk_rows=1024, part=(index, 3))),
+            ignore_index=True,
+        )
+        blocks = [whole.iloc[b * 1024 : (b + 1) * 1024] for b in (index, index + 3)]
+        pd.testing.assert_frame_equal(part, pd.concat(blocks, ignore_index=True))
+    # Part 0 of 1 is the whole stream; uneven shares differ by one row at most.
+    first = pd.concat(list(free.iter_samples(5000, seed=5, part=(0, 1))))
+    pd.testing.assert_frame_equal(
+        first.reset_index(drop=True), free.sample(5000, seed=5)
+    )
+    sizes = [
+        sum(len(f) for f in free.iter_samples(5000, seed=5, part=(k, 3)))
+        for k in range(3)
+    ]
+    assert sizes == [1667, 1667, 1666]
+
+
+def test_filtered_parts_are_disjoint_and_fixed_by_their_seed(synth):
+    parts = [
+        pd.concat(list(synth.iter_samples(3000, seed=2, part=(k, 2)))) for k in (0, 1)
+    ]
+    assert [len(p) for p in parts] == [1500, 1500]
+    training = _training_hashes(synth)
+    for k, rows in enumerate(parts):
+        assert not np.isin(_row_hashes(rows, COLUMNS), training).any()
+        again = pd.concat(list(synth.iter_samples(3000, seed=2, part=(k, 2))))
+        pd.testing.assert_frame_equal(rows, again)
+    assert not parts[0].reset_index(drop=True).equals(parts[1].reset_index(drop=True))
+    for bad in ((2, 2), (-1, 2), (0, 0), ("a", 2), (1,)):
+        with pytest.raises(ValueError, match="part"):
+            synth.iter_samples(10, part=bad)
+
+
+def test_cli_sample_parts(synth, tmp_path, capsys):
+    model = synth.save(tmp_path / "model.psygentab")
+    out = tmp_path / "rows.parquet"
+    for k in range(2):
+        code = cli.main(
+            ["sample", "--model", str(model), "-n", "3001", "--out", str(out)]
+            + ["--seed", "7", "--part", f"{k}/2", "--quiet"]
+        )
+        assert code == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["model.psygentab"] + [
+        f"rows-0000{k}-of-00002.parquet" for k in range(2)
+    ]
+    loaded = Synthesizer.load(model)
+    for k, rows in enumerate((1501, 1500)):
+        found = pd.read_parquet(tmp_path / f"rows-0000{k}-of-00002.parquet")
+        expected = pd.concat(list(loaded.iter_samples(3001, seed=7, part=(k, 2))))
+        pd.testing.assert_frame_equal(found, expected.reset_index(drop=True))
+        assert len(found) == rows
+    capsys.readouterr()
+    for bad in ("2/2", "1", "a/b", "-1/2"):
+        code = cli.main(
+            ["sample", "--model", str(model), "-n", "10", "--out", str(out)]
+            + ["--part", bad]
+        )
+        assert code == 2
+        assert "--part" in capsys.readouterr().err

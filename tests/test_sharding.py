@@ -1,6 +1,7 @@
-"""Eight (fake) devices give the model and the rows of one device.
+"""Eight (fake) devices give the model and the rows of one device; a two-process
+launch samples one part of the rows per process.
 
-The check runs in a subprocess, because XLA fixes the number of host devices when
+The checks run in subprocesses, because XLA fixes the number of host devices when
 the backend starts: ``--xla_force_host_platform_device_count=8`` turns the CPU into
 eight devices there.
 """
@@ -9,11 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import jax
+import numpy as np
+import pandas as pd
+
+from psygentab_jax._src.synthesizer import Synthesizer
 
 CHILD = textwrap.dedent(
     """
@@ -141,3 +148,53 @@ def test_eight_devices_match_one():
     # cumulative share (none expected among 32768 x 8 draws at a 1e-7 gap).
     assert out["value_gap"] < 1e-4, out["value_gap"]
     assert out["code_agreement"] >= 0.999, out["code_agreement"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_two_process_launch_writes_one_part_per_process(tmp_path):
+    """``psygentab sample`` under ``jax.distributed`` (two processes of two fake
+    devices each, on localhost): each process writes its own part, the rows of
+    ``iter_samples(part=(k, 2))`` on one device."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "site": rng.choice(["a", "b", "c"], 300),
+            "dose": np.round(rng.gamma(2.0, 1.5, 300), 1),
+            "outcome": rng.choice([0, 1], 300, p=[0.7, 0.3]),
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Synthesizer(backbone="vae", epochs=2, seed=0)
+        model.fit(df, target="outcome")
+    path = model.save(tmp_path / "model.psygentab")
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    ).strip()
+    env["JAX_COORDINATOR_ADDRESS"] = f"127.0.0.1:{_free_port()}"
+    env["PSYGENTAB_NUM_PROCESSES"] = "2"
+    command = [sys.executable, "-m", "psygentab_jax.cli", "sample", "--model"]
+    command += [str(path), "-n", "5001", "--seed", "4", "--devices", "all"]
+    command += ["--out", str(tmp_path / "rows.parquet"), "--chunk-rows", "2048"]
+    children = [
+        subprocess.Popen(
+            command,
+            env=dict(env, PSYGENTAB_PROCESS_ID=str(k)),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(2)
+    ]
+    errors = [child.communicate(timeout=300)[1] for child in children]
+    assert [child.returncode for child in children] == [0, 0], errors
+    for k, rows in enumerate((2501, 2500)):
+        found = pd.read_parquet(tmp_path / f"rows-0000{k}-of-00002.parquet")
+        expected = pd.concat(list(model.iter_samples(5001, seed=4, part=(k, 2))))
+        assert len(found) == rows
+        pd.testing.assert_frame_equal(found, expected.reset_index(drop=True))

@@ -171,12 +171,10 @@ def local(mesh: Mesh | None) -> Mesh | None:
     """The part of ``mesh`` on this process's devices (the mesh itself when all
     of it is local).
 
-    Sampling runs on it, so that every process can read its rows back without
-    crossing hosts; with the same seed, every process draws the same rows.
+    Sampling runs on it, so that every process reads its rows back without
+    crossing hosts; in a multi-host launch each process draws and writes its own
+    part of the stream (``iter_samples(part=...)``).
     """
-    # TODO(multihost-sampling): every process draws the whole stream on its own
-    # devices; splitting one stream's blocks across hosts, each writing its share,
-    # is not implemented (one host's devices outrun its decoding and writing).
     if mesh is None:
         return None
     mine = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]

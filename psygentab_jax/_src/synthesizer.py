@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import math
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -910,6 +911,7 @@ class Synthesizer:
         condition: dict | tuple | None = None,
         seed: int | None = None,
         chunk_rows: int = 65_536,
+        part: tuple[int, int] | None = None,
     ) -> Iterator[pd.DataFrame]:
         """``n`` synthetic rows as a stream of frames, in bounded memory.
 
@@ -922,29 +924,39 @@ class Synthesizer:
         ``exact_match`` constraint, each chunk's rows that equal a training row
         are dropped and later blocks make up for them.
 
+        ``part=(k, p)`` emits part ``k`` of ``p`` of an ``n``-row sample, for
+        ``p`` hosts or jobs that each write their own share: :func:`part_rows`
+        rows, drawn from the seed's blocks ``k, k + p, k + 2p, ...``. No two parts
+        share a block, each part is fixed by ``(seed, k, p)``, and ``(0, 1)`` is
+        the whole stream.
+
         Args:
-          n: rows to emit in all.
+          n: rows to emit in all (of all parts).
           condition: as for :meth:`sample`.
           seed: as for :meth:`sample`.
           chunk_rows: rows per compiled call, rounded up to whole blocks for every
             device; a frame holds at most that many rows.
+          part: ``(index, count)`` with ``0 <= index < count``; ``None`` is
+            ``(0, 1)``.
 
         Returns:
           An iterator of frames with the schema's columns and a fresh index each;
-          their lengths add up to ``n``.
+          their lengths add up to ``n`` (to ``part_rows(n, *part)`` for a part).
 
         Raises:
-          ValueError: ``n`` negative, ``chunk_rows`` not positive, or a bad
-            ``condition`` (raised here, before the first frame).
+          ValueError: ``n`` negative, ``chunk_rows`` not positive, a bad ``part``
+            or a bad ``condition`` (raised here, before the first frame).
         """
         self._check_fitted()
         if n < 0:
             raise ValueError("n must be non-negative")
         if chunk_rows < 1:
             raise ValueError("chunk_rows must be positive")
+        index, count = check_part(part)
         cond = self._condition_vector(condition)
         key = jax.random.key(self.seed + 1 if seed is None else seed)
-        return self._stream(int(n), cond, key, int(chunk_rows))
+        rows = part_rows(int(n), index, count)
+        return self._stream(rows, cond, key, int(chunk_rows), (index, count))
 
     def sample_to_file(
         self,
@@ -956,6 +968,7 @@ class Synthesizer:
         chunk_rows: int = 65_536,
         progress: Callable[[int], None] | None = None,
         row_group_rows: int = stream.ROW_GROUP_ROWS,
+        part: tuple[int, int] | None = None,
     ) -> int:
         """Write ``n`` synthetic rows to a CSV or Parquet file (by suffix).
 
@@ -969,16 +982,16 @@ class Synthesizer:
         Args:
           path: a ``.csv``, ``.parquet`` or ``.pq`` file.
           n: rows to write.
-          condition, seed, chunk_rows: as for :meth:`iter_samples`.
+          condition, seed, chunk_rows, part: as for :meth:`iter_samples`.
           progress: ``progress(rows_so_far)`` after each chunk.
           row_group_rows: rows per Parquet row group.
 
         Returns:
-          The number of rows written (``n``).
+          The number of rows written (``n``, or the part's share of it).
         """
         stream.check_suffix(path)
         frames = self.iter_samples(
-            n, condition=condition, seed=seed, chunk_rows=chunk_rows
+            n, condition=condition, seed=seed, chunk_rows=chunk_rows, part=part
         )
         return stream.write_frames(
             path,
@@ -997,8 +1010,11 @@ class Synthesizer:
         self.mesh = sharding.resolve(mesh, devices)
         return self
 
-    def _stream(self, n: int, cond, key, chunk_rows: int) -> Iterator[pd.DataFrame]:
-        """The generator behind :meth:`iter_samples` (arguments checked)."""
+    def _stream(
+        self, n: int, cond, key, chunk_rows: int, part: tuple[int, int] = (0, 1)
+    ) -> Iterator[pd.DataFrame]:
+        """The generator behind :meth:`iter_samples` (arguments checked; ``n``
+        rows of the part)."""
         if n == 0:
             return
         mesh = sharding.local(self.mesh)
@@ -1015,7 +1031,9 @@ class Synthesizer:
             # Threefry's, whose values depend on this flag: pin it, so a seed gives
             # the same rows whatever the global setting.
             with jax.threefry_partitionable(False):
-                return draw(params, key, np.uint32(call * blocks), cond)
+                return draw(
+                    params, key, np.uint32(call * blocks), cond, *map(np.uint32, part)
+                )
 
         have, calls, barren, pending = 0, 1, 0, launch(0)
         while have < n:
@@ -1047,10 +1065,12 @@ class Synthesizer:
     def _compact_sampler(self, blocks: int, group: int, mesh):
         """The jitted draw of ``blocks`` blocks of compact hard rows (cached).
 
-        ``draw(params, key, first, cond) -> (values, codes)`` draws blocks
-        ``first, ..., first + blocks - 1``: a loop over steps of ``group`` blocks
-        per device (a step's rows stay in cache; one wide batch spills it), each
-        step's blocks split over ``mesh``. The outputs have shape ``(steps,
+        ``draw(params, key, first, cond, offset=0, stride=1) -> (values, codes)``
+        draws blocks ``offset + stride * j`` for ``j = first, ..., first + blocks
+        - 1`` (``offset`` and ``stride`` pick a part's share, see
+        :meth:`iter_samples`): a loop over steps of ``group`` blocks per device (a
+        step's rows stay in cache; one wide batch spills it), each step's blocks
+        split over ``mesh``. The outputs have shape ``(steps,
         blocks per step, SAMPLE_BLOCK, k)``, blocks in order when flattened.
         """
         cache = getattr(self, "_samplers", None)
@@ -1067,8 +1087,9 @@ class Synthesizer:
                 mesh, jax.sharding.PartitionSpec(None, sharding.data_axis(mesh))
             )
 
-        def draw(params, key, first, cond):
+        def draw(params, key, first, cond, offset=0, stride=1):
             index = first + jnp.arange(blocks, dtype=jnp.uint32)
+            index = jnp.uint32(offset) + jnp.uint32(stride) * index
             index = index.reshape(blocks // width, width)
             if split is not None:
                 index = jax.lax.with_sharding_constraint(index, split)
@@ -1436,6 +1457,25 @@ class Synthesizer:
         if meta.get("result"):
             synth.result = FitResult(**meta["result"])
         return synth
+
+
+def check_part(part: tuple[int, int] | None) -> tuple[int, int]:
+    """``part`` as ``(index, count)`` (``None`` is ``(0, 1)``), or a ValueError."""
+    if part is None:
+        return 0, 1
+    try:
+        index, count = (operator.index(v) for v in part)
+    except (TypeError, ValueError):
+        raise ValueError(f"part must be (index, count), not {part!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"part needs 0 <= index < count, not {part!r}")
+    return index, count
+
+
+def part_rows(n: int, index: int, count: int) -> int:
+    """Rows of part ``index`` of ``count`` of an ``n``-row sample: ``n // count``,
+    one more for the first ``n % count`` parts."""
+    return n // count + (index < n % count)
 
 
 def _chunk_plan(rows: int, devices: int) -> tuple[int, int]:
