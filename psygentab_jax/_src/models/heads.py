@@ -379,12 +379,13 @@ def draw_conditions(
     count = len(spec.blocks)
     if column is None:
         chosen = jnp.minimum(jnp.floor(u[:, 0] * count).astype(jnp.int32), count - 1)
-    else:
-        chosen = jnp.full((batch,), column, jnp.int32)
-    running = jnp.asarray(table)[chosen]
+        running = jnp.asarray(table)[chosen]
+        offset = jnp.asarray(spec.offsets, jnp.int32)[chosen]
+    else:  # one column for every row: its shares, with no gather
+        running = jnp.asarray(table[column])[None, :]
+        offset = spec.offsets[column]
     within = jnp.sum(running <= u[:, 1:], axis=1)
-    position = jnp.asarray(spec.offsets, jnp.int32)[chosen] + within
-    return jax.nn.one_hot(position, spec.width)
+    return jax.nn.one_hot(offset + within, spec.width)
 
 
 _UNROLLED_CUMSUM = 32
