@@ -172,7 +172,7 @@ def _sample(args: argparse.Namespace) -> int:
     part = args.part
     if sharding.initialize() and part is None:  # a multi-host launch: one part each
         part = (jax.process_index(), jax.process_count())
-    out = args.out if part is None else part_path(args.out, *part)
+    out = args.out if part is None or part[1] == 1 else part_path(args.out, *part)
     if part is not None and Path(out).resolve() == Path(args.model).resolve():
         raise ValueError(f"--out part {out!r} is the model file; choose another path")
     synth = Synthesizer.load(args.model)
@@ -426,9 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--part",
         type=_part,
         default=None,
-        help="write part K of P (from 0) of the N rows to OUT-0000K-of-0000P.SUFFIX, "
-        "for P hosts or jobs (default: the whole sample; in a multi-host launch, "
-        "each process its own part)",
+        metavar="K/P",
+        help="write part K of P (from 0) of the N rows, for P hosts or jobs, to "
+        "--out's name with -0000K-of-0000P before its suffix (default: the whole "
+        "sample; in a multi-host launch, each process its own part)",
     )
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(run=_sample)

@@ -323,6 +323,13 @@ def test_cli_sample_parts(synth, tmp_path, capsys):
         expected = pd.concat(list(loaded.iter_samples(3001, seed=7, part=(k, 2))))
         pd.testing.assert_frame_equal(found, expected.reset_index(drop=True))
         assert len(found) == rows
+    # One part of one is the whole sample, in the file named.
+    code = cli.main(
+        ["sample", "--model", str(model), "-n", "3001", "--out", str(out)]
+        + ["--seed", "7", "--part", "0/1", "--quiet"]
+    )
+    assert code == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out), loaded.sample(3001, seed=7))
     capsys.readouterr()
     for bad in ("2/2", "1", "a/b", "-1/2"):
         code = cli.main(
