@@ -278,13 +278,14 @@ def test_block_knn_neighbours_in_one_block(k):
     assert set(np.asarray(found.index)[0].tolist()) == set(close[:k])
 
 
-@pytest.mark.parametrize("n_train", [400, 200])
+@pytest.mark.parametrize("n_train", [400, 200, 100])
 def test_audit_reuses_searches_without_changing_a_figure(n_train):
     # audit_privacy skips two searches whose answers it already has (the DCR
     # share's synthetic -> train pass and the distance attack null's non-members
     # -> reference pass); its figures must equal the standalone functions' on the
     # same subsamples. With 400 training rows nothing is subsampled to size; with
-    # 200 the holdout is, so one reuse changes side.
+    # 200 the holdout is, so one reuse changes side; with 100 the null's 150
+    # reference rows are subsampled too, so that search cannot be reused.
     rng = np.random.default_rng(11)
     synthetic, train = mixed_rows(rng, 300), mixed_rows(rng, n_train)
     holdout = mixed_rows(rng, 300)

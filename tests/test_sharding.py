@@ -106,12 +106,17 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_eight_devices_match_one():
-    env = dict(os.environ)
+def _cpu_env(devices: int) -> dict:
+    """This process's environment for a child whose CPU is ``devices`` devices."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
     env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+        env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}"
     ).strip()
-    env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+def test_eight_devices_match_one():
+    env = _cpu_env(8)
     cache = jax.config.jax_compilation_cache_dir
     if cache:
         env["JAX_COMPILATION_CACHE_DIR"] = cache
@@ -159,10 +164,7 @@ def _free_port() -> int:
 def _launch_two_processes(arguments: list[str]) -> None:
     """``psygentab ARGUMENTS`` as a ``jax.distributed`` launch on localhost: two
     processes of two fake CPU devices each, as the README's launch commands."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
-    ).strip()
+    env = _cpu_env(2)
     env["JAX_COORDINATOR_ADDRESS"] = f"127.0.0.1:{_free_port()}"
     env["PSYGENTAB_NUM_PROCESSES"] = "2"
     children = [
@@ -206,10 +208,7 @@ def test_a_two_process_fit_trains_the_model_of_one_process(tmp_path):
     fit = ["fit", str(data), "--target", "outcome", "--epochs", "2", "--quiet"]
     fit += ["--constraint", "dcr_share <= 1", "--no-checkpoint", "--model"]
     _launch_two_processes([*fit, str(tmp_path / "two.psygentab")])
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-    ).strip()
+    env = _cpu_env(4)
     one = [*fit, str(tmp_path / "one.psygentab"), "--devices", "all"]
     done = subprocess.run(
         [sys.executable, "-m", "psygentab_jax.cli", *one],

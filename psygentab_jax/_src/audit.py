@@ -166,29 +166,24 @@ def dcr_share(
     return _dcr_share(synthetic, train, holdout, seed, tol, **search)[0]
 
 
-def _dcr_share(synthetic, train, holdout, seed, tol, *, known=None, **search):
-    """:func:`dcr_share`, reusing distances a caller already has.
+def _dcr_share(synthetic, train, holdout, seed, tol, *, to_train=None, **search):
+    """:func:`dcr_share`, reusing and handing back the searches it needs.
 
-    ``known`` maps ``"train"`` or ``"holdout"`` to the ``(n,)`` DCRs of the
-    synthetic rows to that whole set; one is used where that set is not
-    subsampled, so no search runs twice. Returns ``(share, to_train,
-    to_holdout)``, the last two the DCRs to the (possibly subsampled) sets.
+    ``to_train``, the ``(n,)`` DCRs of the synthetic rows to the whole of
+    ``train``, spares that search where ``train`` is not subsampled. Returns
+    ``(share, to_train, to_holdout)``: the last two the DCRs to the whole
+    ``train`` and ``holdout``, ``None`` for a set subsampled to equal size.
     """
-    train, holdout = _rows(train), _rows(holdout)
-    equal = _equal_sizes(train, holdout, seed)
+    whole = (_rows(train), _rows(holdout))
+    parts = _equal_sizes(*whole, seed)
     synthetic = _rows(synthetic)
-    known = known or {}
-    found = []
-    for name, full, part in zip(
-        ("train", "holdout"), (train, holdout), equal, strict=True
-    ):
-        given = known.get(name)
-        found.append(
-            given
-            if given is not None and part is full
-            else dcr(synthetic, part, **search)
-        )
-    return _share_closer(found[0], found[1], tol), found[0], found[1]
+    found = [
+        given if given is not None and part is full else dcr(synthetic, part, **search)
+        for given, full, part in zip((to_train, None), whole, parts, strict=True)
+    ]
+    pairs = zip(found, whole, parts, strict=True)
+    kept = [d if part is full else None for d, full, part in pairs]
+    return _share_closer(*found, tol), *kept
 
 
 def _equal_sizes(a: np.ndarray, b: np.ndarray, seed: int):
@@ -666,25 +661,24 @@ def audit_privacy(
     # the whole training set, and the distance attack's null reuses the distances
     # of the non-members to the reference half that the DCR share's null found.
     share = _dcr_share(
-        synthetic, train, holdout, seed, exact_tol, known={"train": syn_dcr}, **search
+        synthetic, train, holdout, seed, exact_tol, to_train=syn_dcr, **search
     )[0]
     shuffled = holdout[rng.permutation(len(holdout))]
     half = len(shuffled) // 2
     reference, non_members = shuffled[:half], shuffled[half:]
-    share_null, _, non_member_to_reference = _dcr_share(
+    share_null, _, non_member_dcr = _dcr_share(
         non_members, train, reference, seed + 1, exact_tol, **search
     )
 
     members = train[rng.choice(len(train), min(len(train), len(non_members)), False)]
     non_members = non_members[: len(members)]
     distance_mia = distance_attack(synthetic, members, non_members, **search)
-    if len(reference) <= len(train):  # the null's reference was not subsampled
-        distance_null = _attack(
-            -dcr(members, reference, **search),
-            -non_member_to_reference[: len(members)],
-        )
-    else:
+    if non_member_dcr is None:  # the share null searched a subsample of reference
         distance_null = distance_attack(reference, members, non_members, **search)
+    else:
+        distance_null = _attack(
+            -dcr(members, reference, **search), -non_member_dcr[: len(members)]
+        )
     density_mia = density_attack(
         synthetic, members, non_members, reference, bandwidth=bandwidth, **search
     )
